@@ -1,0 +1,138 @@
+"""The core HTTP API: POST /image, health, samplers, models and the generated files."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, send_file
+
+from sdedge import __version__, models
+from sdedge.app import Services, services
+from sdedge.engine import SAMPLERS
+from sdedge.errors import NotFound, error_for
+from sdedge.jobs import Job, JobStatus
+from sdedge.jobs_api import file_url, iso, job_view, json_body, submit
+from sdedge.schemas import ImageResponse
+from sdedge.storage import A1111_SAMPLER_NAMES
+
+bp = Blueprint("api", __name__)
+
+SAMPLER_NOTES = {"lms": "runs as DDIM: openvino-genai deprecated LMS_DISCRETE", "auto": "the model's own scheduler"}
+
+
+@bp.post("/image")
+def generate_image() -> tuple[Response, int]:
+    """Queue a text-to-image job and wait for it up to REQUEST_TIMEOUT; past that, 202 with the job."""
+    svc = services()
+    svc.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
+    job, _ = submit(svc, "text2img", json_body())
+    job = wait_for_job(svc, job.id, svc.settings.request_timeout)
+    if job.status is JobStatus.SUCCEEDED:
+        return jsonify(image_response(svc, job)), 200
+    if job.status.finished:
+        raise error_for(job.error or {})
+    return jsonify(job_view(svc, job)), 202
+
+
+def wait_for_job(svc: Services, job_id: str, timeout: float) -> Job:
+    """The job once finished, or as it is when timeout runs out."""
+    deadline = time.monotonic() + timeout
+    seen = svc.notifier.version()
+    job = svc.jobs.get(job_id)
+    while not job.status.finished and (left := deadline - time.monotonic()) > 0:
+        seen = svc.notifier.wait(seen, min(left, svc.settings.worker_poll_seconds))
+        job = svc.jobs.get(job_id)
+    return job
+
+
+def image_response(svc: Services, job: Job) -> dict[str, Any]:
+    """The seed's /image answer built from a finished job."""
+    result = job.result or {}
+    timings = dict(result.get("timings", {}))
+    timings["queue_ms"] = round(((job.started_at or job.created_at) - job.created_at) * 1000, 3)
+    timings["total_ms"] = round(((job.finished_at or time.time()) - job.created_at) * 1000, 3)
+    body = ImageResponse(
+        job_id=job.id, urls=[file_url(svc, f) for f in result.get("files", [])],
+        engine="mock" if svc.settings.use_mocks else "openvino-genai", used_mocks=svc.settings.use_mocks,
+        created_at=iso(job.created_at) or "", seed=result["seed"], seeds=result["seeds"],
+        parameters=result["parameters"], timings=timings,
+    )
+    return body.model_dump()
+
+
+@bp.get("/generated/<path:filename>")
+def generated_file(filename: str) -> Response:
+    """Serve a generated PNG; anything that is not one of our file names is a 404."""
+    path = services().store.path(filename)
+    if path is None:
+        raise NotFound(f"no generated file {filename!r}")
+    return send_file(path, mimetype="image/png", max_age=86400)
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    """Readiness for monitors: 200 when images can be generated, else 503 with the reason."""
+    body = health_body(services())
+    return jsonify(body), 200 if body["ready"] else 503
+
+
+@bp.get("/health/live")
+def health_live() -> Response:
+    """Liveness: the process answers."""
+    return jsonify({"status": "alive"})
+
+
+@bp.get("/health/ready")
+def health_ready() -> tuple[Response, int]:
+    """Readiness only, small body."""
+    loader = services().loader
+    return jsonify({"ready": loader.ready, "reason": loader.reason}), 200 if loader.ready else 503
+
+
+def health_body(svc: Services) -> dict[str, Any]:
+    """Everything a monitor or the page's status badge wants to know."""
+    status = svc.loader.status()
+    return {
+        "status": "ok" if svc.loader.ready else status["state"],
+        "ready": svc.loader.ready,
+        "reason": status.pop("reason"),
+        "used_mocks": svc.settings.use_mocks,
+        "model": {"id": svc.settings.stable_diffusion_repo_id, "path": status.pop("model_path")},
+        "device": {"requested": svc.settings.openvino_device, "actual": status.pop("actual_device")},
+        "loader": status,
+        "versions": versions(),
+        "uptime_seconds": round(time.time() - svc.started_at, 3),
+        "disk": {"generated_dir": str(svc.store.root), "free_bytes": svc.store.free_bytes()},
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of sdedge and the runtime it depends on."""
+    found = {"sdedge": __version__, "python": platform.python_version()}
+    for module in ("openvino", "openvino_genai"):
+        try:
+            found[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - a missing runtime is reported, not fatal, in /health
+            found[module] = "unavailable"
+    return found
+
+
+@bp.get("/samplers")
+def samplers() -> Response:
+    """The samplers we run, with their genai scheduler and A1111 names."""
+    items = [
+        {"name": name, "scheduler": kind, "a1111_name": A1111_SAMPLER_NAMES[name], "note": SAMPLER_NOTES.get(name)}
+        for name, kind in SAMPLERS.items()
+    ]
+    return jsonify({"samplers": items, "aliases": {"plms": "pndm"}, "default": services().settings.default_sampler})
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    """The configured model: where it is and whether it is present and loaded."""
+    svc = services()
+    described = models.describe_model(svc.settings)
+    described["loaded"] = svc.loader.ready and not svc.settings.use_mocks
+    return jsonify({"models": [described]})

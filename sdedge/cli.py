@@ -1,0 +1,133 @@
+"""The `sdedge` command: serve, download, convert, generate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from sdedge import __version__
+from sdedge.config import Settings, SettingsError, load_settings
+from sdedge.errors import SdedgeError
+
+log = logging.getLogger("sdedge")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All sub-commands and their options."""
+    parser = argparse.ArgumentParser(prog="sdedge", description="Stable Diffusion server for edge devices (OpenVINO).")
+    parser.add_argument("--version", action="version", version=f"sdedge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server (settings from env and .env)")
+    serve.add_argument("--host", help="override HOST")
+    serve.add_argument("--port", type=int, help="override PORT")
+
+    download = sub.add_parser("download", help="download the configured model into MODELS_CACHE_DIR")
+    download.add_argument("--no-force", action="store_true", help="skip the download when the model is complete")
+
+    convert = sub.add_parser("convert", help="diffusers model (folder or hub id) -> int8 OpenVINO folder")
+    convert.add_argument("source", help="diffusers folder or hub id")
+    convert.add_argument("output", type=Path, help="output folder")
+    convert.add_argument("--weight-format", default="int8", choices=["int8", "int4", "fp16", "fp32"])
+
+    generate = sub.add_parser("generate", help="generate one image from the command line")
+    generate.add_argument("prompt")
+    generate.add_argument("-o", "--output", type=Path, default=Path("sdedge.png"), help="PNG file to write")
+    generate.add_argument("--negative-prompt", default="")
+    generate.add_argument("--steps", type=int)
+    generate.add_argument("--guidance-scale", type=float)
+    generate.add_argument("--width", type=int)
+    generate.add_argument("--height", type=int)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--sampler")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except SettingsError as exc:
+        print(f"sdedge: {exc}", file=sys.stderr)
+        return 2
+    except SdedgeError as exc:
+        print(f"sdedge: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the app under waitress until interrupted."""
+    import waitress
+
+    from sdedge.app import create_app
+
+    settings = _settings(host=args.host, port=args.port)
+    app = create_app(settings)
+    log.info("sdedge %s listening on http://%s:%d/", __version__, settings.host, settings.port)
+    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="sdedge")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download (or, with --no-force, complete) the configured model."""
+    from sdedge import models
+
+    settings = _settings()
+    if args.no_force and models.resolve_model(settings) is not None:
+        print(f"model already complete at {models.resolve_model(settings)}")
+        return 0
+    path = models.download_model(settings, force=not args.no_force and not settings.model_is_local)
+    print(f"model ready at {path}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Export a diffusers model to int8 OpenVINO IR through optimum-intel."""
+    from sdedge.convert import convert_model
+
+    try:
+        out = convert_model(args.source, args.output, weight_format=args.weight_format)
+    except RuntimeError as exc:
+        print(f"sdedge: {exc}", file=sys.stderr)
+        return 1
+    print(f"converted model written to {out}; use it with STABLE_DIFFUSION_REPO_ID={out}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Load the engine in-process, generate one image and write it as a PNG with its parameters."""
+    from sdedge.loader import EngineLoader
+    from sdedge.schemas import GenerateRequest
+    from sdedge.storage import ImageStore, infotext
+
+    settings = _settings()
+    fields = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "steps": args.steps,
+              "guidance_scale": args.guidance_scale, "width": args.width, "height": args.height,
+              "seed": args.seed, "sampler": args.sampler}
+    params = GenerateRequest.model_validate({k: v for k, v in fields.items() if v is not None}).to_params(settings)
+    loader = EngineLoader(settings)
+    output = loader.load_now().generate(params)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    store = ImageStore(args.output.parent.resolve())
+    store.save(args.output.stem, output.images[0], infotext(params, output.seeds[0], loader.model_name()))
+    print(f"wrote {args.output} (seed {output.seeds[0]}, {output.timings.get('generate_ms', 0):.0f} ms)")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "download": cmd_download,
+    "convert": cmd_convert,
+    "generate": cmd_generate,
+}

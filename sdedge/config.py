@@ -1,0 +1,137 @@
+"""Settings, read from the environment and `.env` (names kept from the seed service)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REPO_ID = "OpenVINO/stable-diffusion-v1-5-int8-ov"
+DEVICES = ("GPU", "CPU", "NPU", "AUTO")
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each field maps to one upper-case environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+    # Serving
+    host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0 serves the local network).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    threads: int = Field(8, ge=1, le=64, description="Waitress worker threads for HTTP requests.")
+    base_url: str | None = Field(None, description="Public base URL used to build absolute image links.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    # Model and device
+    use_mocks: bool = Field(False, description="Return placeholder images instead of running the model.")
+    auto_download_models: bool = Field(True, description="Download the model at start-up if missing.")
+    models_cache_dir: Path = Field(Path("data/models"), description="Folder for downloaded models and the compile cache.")
+    stable_diffusion_repo_id: str = Field(
+        DEFAULT_REPO_ID, description="Hugging Face repo id of the OpenVINO model, or a local model folder."
+    )
+    huggingface_token: str | None = Field(
+        None,
+        validation_alias=AliasChoices("HUGGINGFACE_TOKEN", "HF_TOKEN"),
+        description="Token for gated or private repositories (HF_TOKEN also accepted).",
+    )
+    openvino_device: str = Field("GPU", description="Inference device: GPU, CPU, NPU or AUTO; falls back to CPU.")
+    compile_cache: bool = Field(True, description="Keep OpenVINO's compiled-model cache under MODELS_CACHE_DIR.")
+    static_pipeline_cache_size: int = Field(
+        4, ge=1, le=32, description="GPU/NPU: how many compiled static-shape pipelines to keep."
+    )
+
+    # Output and jobs
+    data_dir: Path = Field(Path("data"), description="Folder for the job database (when DATABASE_URL is unset).")
+    generated_images_dir: Path = Field(Path("data/generated"), description="Folder for generated PNG files.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the job database; default sqlite:///DATA_DIR/jobs.db."
+    )
+    max_queue_size: int = Field(100, ge=1, description="Most queued jobs; more get HTTP 429 with Retry-After.")
+    job_timeout: float = Field(900.0, gt=0, description="Seconds a job may run before it fails with a timeout.")
+    preview_every_steps: int = Field(1, ge=0, description="Write a step preview every N steps (0: no previews).")
+    preview_min_interval_ms: int = Field(250, ge=0, description="At most one preview per this many milliseconds.")
+    job_retention_hours: float = Field(168.0, gt=0, description="Finished jobs and their images are pruned after this age.")
+    max_output_mb: int = Field(2048, ge=1, description="Prune the oldest finished jobs when their images exceed this size.")
+    worker_poll_seconds: float = Field(1.0, gt=0, description="How often the worker checks a shared database for new jobs.")
+
+    # Request limits
+    request_timeout: float = Field(45.0, gt=0, description="Seconds POST /image waits for its image.")
+    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes.")
+    max_prompt_length: int = Field(2000, ge=1, description="Longest prompt or negative prompt in characters.")
+    min_size: int = Field(64, ge=8, description="Smallest width or height in pixels.")
+    max_width: int = Field(1024, ge=8, description="Largest image width in pixels.")
+    max_height: int = Field(1024, ge=8, description="Largest image height in pixels.")
+    max_steps: int = Field(100, ge=1, description="Most inference steps per image.")
+    max_images: int = Field(4, ge=1, description="Most images per request.")
+    default_steps: int = Field(20, ge=1, description="Steps when a request gives none.")
+    default_guidance_scale: float = Field(7.5, ge=0, description="Guidance scale when a request gives none.")
+    default_size: int = Field(512, ge=8, description="Width and height when a request gives none.")
+    default_sampler: str = Field("euler_a", description="Sampler when a request gives none.")
+
+    @field_validator("openvino_device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        device = value.strip().upper()
+        if device.split(".")[0] not in DEVICES:
+            raise ValueError(f"must be one of {', '.join(DEVICES)} (or GPU.1 style), got {value!r}")
+        return device
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_base_url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _sizes_consistent(self) -> Settings:
+        for name in ("min_size", "max_width", "max_height", "default_size"):
+            if getattr(self, name) % 8:
+                raise ValueError(f"{name.upper()} must be a multiple of 8")
+        if self.min_size > min(self.max_width, self.max_height):
+            raise ValueError("MIN_SIZE must not exceed MAX_WIDTH or MAX_HEIGHT")
+        if self.default_steps > self.max_steps:
+            raise ValueError("DEFAULT_STEPS must not exceed MAX_STEPS")
+        return self
+
+    @property
+    def model_is_local(self) -> bool:
+        """True when STABLE_DIFFUSION_REPO_ID names an existing folder rather than a hub repo."""
+        return Path(self.stable_diffusion_repo_id).expanduser().is_dir()
+
+    @property
+    def job_database_url(self) -> str:
+        """DATABASE_URL, or an SQLite file in DATA_DIR."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+
+    @property
+    def ov_cache_dir(self) -> Path:
+        """Where OpenVINO keeps compiled models so a restart does not recompile."""
+        return self.models_cache_dir / "ov-cache"
+
+
+class SettingsError(Exception):
+    """Invalid settings, reduced to one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's report into one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """Name each bad variable as the user spells it in the environment."""
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        parts.append(f"{name}: {error['msg']}")
+    return "invalid settings: " + "; ".join(parts)

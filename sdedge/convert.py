@@ -1,0 +1,117 @@
+"""Export diffusers Stable Diffusion models to OpenVINO IR with weight compression."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["WEIGHT_FORMATS", "ConvertError", "convert_model", "ensure_tokenizer_ir"]
+
+WEIGHT_FORMATS: tuple[str, ...] = ("int8", "int4", "fp16", "fp32")
+"""Weight formats accepted by :func:`convert_model`."""
+
+_INSTALL_HINT = "the convert extra is not installed: pip install 'sdedge[convert]'"
+_TOKENIZER_IR = "openvino_tokenizer.xml"
+_DETOKENIZER_IR = "openvino_detokenizer.xml"
+
+
+class ConvertError(RuntimeError):
+    """Raised when a model cannot be exported to OpenVINO IR."""
+
+
+def _require(module: str) -> None:
+    """Raise ConvertError with an install hint if ``module`` is not importable."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConvertError(f"{_INSTALL_HINT} (missing module {module!r})")
+
+
+def _check_output(output: Path) -> None:
+    """Raise ConvertError unless ``output`` looks like an exported SD pipeline."""
+    missing = [
+        name
+        for name in (
+            "model_index.json",
+            "scheduler/scheduler_config.json",
+            "text_encoder/openvino_model.xml",
+            "unet/openvino_model.xml",
+            "vae_decoder/openvino_model.xml",
+            "vae_encoder/openvino_model.xml",
+            f"tokenizer/{_TOKENIZER_IR}",
+            f"tokenizer/{_DETOKENIZER_IR}",
+        )
+        if not (output / name).is_file()
+    ]
+    if missing:
+        raise ConvertError(f"export to {output} is incomplete, missing: {', '.join(missing)}")
+
+
+def ensure_tokenizer_ir(output: Path) -> None:
+    """Create tokenizer/openvino_(de)tokenizer.xml from the HF tokenizer if absent."""
+    tokenizer_dir = Path(output) / "tokenizer"
+    if (tokenizer_dir / _TOKENIZER_IR).is_file() and (tokenizer_dir / _DETOKENIZER_IR).is_file():
+        return
+    _require("openvino_tokenizers")
+    _require("transformers")
+    import openvino as ov
+    from openvino_tokenizers import convert_tokenizer
+    from transformers import AutoTokenizer
+
+    if not tokenizer_dir.is_dir():
+        raise ConvertError(f"no tokenizer folder in {output}; cannot build the tokenizer IR")
+    hf_tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ov_tokenizer, ov_detokenizer = convert_tokenizer(hf_tokenizer, with_detokenizer=True)
+    ov.save_model(ov_tokenizer, str(tokenizer_dir / _TOKENIZER_IR))
+    ov.save_model(ov_detokenizer, str(tokenizer_dir / _DETOKENIZER_IR))
+
+
+def convert_model(source: str | Path, output: Path, weight_format: str = "int8") -> Path:
+    """Export a diffusers SD folder or hub id to OpenVINO IR in ``output`` and return it."""
+    if weight_format not in WEIGHT_FORMATS:
+        raise ValueError(f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {weight_format!r}")
+    for module in ("optimum.intel", "optimum.commands.optimum_cli", "diffusers", "torch"):
+        _require(module)
+    if weight_format in ("int8", "int4"):
+        _require("nncf")
+
+    src = str(source)
+    if Path(src).exists():
+        src = str(Path(src).resolve())
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+
+    # optimum-cli runs main_export plus the weight-compression pass exactly as
+    # users would; a subprocess also frees torch's memory once the export ends.
+    cmd = [
+        sys.executable,
+        "-m",
+        "optimum.commands.optimum_cli",
+        "export",
+        "openvino",
+        "--model",
+        src,
+        "--task",
+        "text-to-image",
+        "--library",
+        "diffusers",
+        "--weight-format",
+        weight_format,
+        str(output),
+    ]
+    env = dict(os.environ)
+    if Path(src).exists():
+        env.setdefault("HF_HUB_OFFLINE", "1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+        raise ConvertError(f"optimum-cli export failed with exit code {proc.returncode}:\n{tail}")
+
+    ensure_tokenizer_ir(output)
+    _check_output(output)
+    return output

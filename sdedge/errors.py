@@ -1,0 +1,196 @@
+"""Errors sdedge raises, and the one place they become JSON responses.
+
+    SdedgeError                      500 internal_error
+    ├── InvalidRequest               400 invalid_request
+    │   ├── UnsupportedMediaType     415 unsupported_media_type
+    │   └── PayloadTooLarge          413 payload_too_large
+    ├── NotFound                     404 not_found
+    ├── Conflict                     409 conflict
+    ├── QueueFull                    429 queue_full
+    ├── ModelError                   503 model_unavailable
+    │   ├── ModelNotReady            503 model_not_ready
+    │   └── ModelDownloadError       503 model_download_failed
+    └── GenerationError              500 generation_failed
+        ├── GenerationCanceled       409 canceled
+        └── GenerationTimeout        504 timeout
+
+Every 4xx/5xx body is `{"error": {"code": str, "message": str, "details": ...}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class SdedgeError(Exception):
+    """Base of every error sdedge reports to a client."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error body."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class InvalidRequest(SdedgeError):
+    """The request is malformed or out of limits."""
+
+    status_code = 400
+    code = "invalid_request"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The body is not of a type the route accepts."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The body or an uploaded image is over its limit."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class NotFound(SdedgeError):
+    """No such resource."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(SdedgeError):
+    """The resource is not in a state that allows the operation."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class QueueFull(SdedgeError):
+    """Too many jobs are waiting."""
+
+    status_code = 429
+    code = "queue_full"
+
+
+class ModelError(SdedgeError):
+    """The model cannot be used."""
+
+    status_code = 503
+    code = "model_unavailable"
+
+
+class ModelNotReady(ModelError):
+    """The model is still downloading or compiling, or failed to."""
+
+    code = "model_not_ready"
+
+
+class ModelDownloadError(ModelError):
+    """Fetching the model from the hub failed."""
+
+    code = "model_download_failed"
+
+
+class GenerationError(SdedgeError):
+    """The engine failed while generating."""
+
+    code = "generation_failed"
+
+
+class GenerationCanceled(GenerationError):
+    """The generation was stopped on request."""
+
+    status_code = 409
+    code = "canceled"
+
+
+class GenerationTimeout(GenerationError):
+    """The generation took longer than allowed."""
+
+    status_code = 504
+    code = "timeout"
+
+
+def error_for(stored: dict[str, Any]) -> SdedgeError:
+    """Rebuild the error a job stored (its code and message) as the matching exception."""
+    code = stored.get("code", "generation_failed")
+    kinds = {cls.code: cls for cls in _all_subclasses(SdedgeError)}
+    error = kinds.get(code, GenerationError)(stored.get("message", "generation failed"), stored.get("details"))
+    if code not in kinds:
+        error.code = code
+    return error
+
+
+def _all_subclasses(cls: type[SdedgeError]) -> list[type[SdedgeError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_all_subclasses(sub)]
+    return found
+
+
+def pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field-by-field problems, without echoing (possibly huge) input values."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or None, "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def invalid_from_pydantic(exc: ValidationError) -> InvalidRequest:
+    """Wrap a pydantic validation failure as a 400 naming the fields."""
+    details = pydantic_details(exc)
+    fields = ", ".join(d["field"] or "body" for d in details)
+    return InvalidRequest(f"invalid request: {fields}", details)
+
+
+def error_response(error: SdedgeError) -> Response:
+    """Render an SdedgeError in the one JSON shape."""
+    response = jsonify(error.to_dict())
+    response.status_code = error.status_code
+    response.headers.update(error.headers)
+    return response
+
+
+def from_http_exception(exc: HTTPException) -> SdedgeError:
+    """Translate werkzeug's own errors (404, 405, 413, bad JSON) into ours."""
+    error = SdedgeError(exc.description or exc.name)
+    error.status_code = exc.code or 500
+    error.code = exc.name.lower().replace(" ", "_").replace("'", "")
+    return error
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every exception to the JSON error shape, once, for the whole app."""
+
+    @app.errorhandler(SdedgeError)
+    def _sdedge(exc: SdedgeError) -> Response:
+        return error_response(exc)
+
+    @app.errorhandler(ValidationError)
+    def _pydantic(exc: ValidationError) -> Response:
+        return error_response(invalid_from_pydantic(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        return error_response(from_http_exception(exc))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(SdedgeError("internal server error", {"type": type(exc).__name__}))

@@ -1,0 +1,317 @@
+"""Durable jobs in SQL (SQLite by default): states, the atomic claim, recovery and pruning.
+
+The store is the only code that talks SQL. Any number of workers, in one process or several sharing
+a server database, may call `claim_next`: the claim is one UPDATE guarded by `status = 'queued'`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event, func, select, update,
+)
+from sqlalchemy.engine import Engine, RowMapping
+
+from sdedge.errors import Conflict, NotFound
+
+
+class JobStatus(str, Enum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    def to_dict(self) -> str:
+        """JSON form."""
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        """True for the states a job never leaves."""
+        return self in FINISHED
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+FINISHED_VALUES = [s.value for s in FINISHED]
+
+metadata = MetaData()
+jobs_table = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("seq", Float, nullable=False),  # submission order (FIFO within a priority)
+    Column("idempotency_key", String(200), unique=True, nullable=True),
+    Column("request", Text, nullable=False),  # the request as the client sent it (JSON)
+    Column("params", Text, nullable=False),  # resolved engine parameters (JSON)
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("progress_step", Integer, nullable=False, default=0),
+    Column("progress_total", Integer, nullable=False, default=0),
+    Column("preview", String(260), nullable=True),
+    Column("files", Text, nullable=False, default="[]"),
+    Column("bytes", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("worker", String(120), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+)
+Index("jobs_claim_order", jobs_table.c.status, jobs_table.c.priority, jobs_table.c.seq)
+
+
+@dataclass
+class Job:
+    """One job row, decoded."""
+
+    id: str
+    type: str
+    status: JobStatus
+    priority: int
+    request: dict[str, Any]
+    params: dict[str, Any]
+    created_at: float
+    seq: float = 0.0
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    progress_step: int = 0
+    progress_total: int = 0
+    preview: str | None = None
+    files: list[str] = field(default_factory=list)
+    attempts: int = 0
+    cancel_requested: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Job:
+        """Decode a jobs-table row."""
+        return cls(
+            id=row["id"], type=row["type"], status=JobStatus(row["status"]), priority=row["priority"],
+            request=json.loads(row["request"]), params=json.loads(row["params"]), created_at=row["created_at"],
+            seq=row["seq"],
+            result=_loads(row["result"]), error=_loads(row["error"]), progress_step=row["progress_step"],
+            progress_total=row["progress_total"], preview=row["preview"], files=json.loads(row["files"]),
+            attempts=row["attempts"], cancel_requested=bool(row["cancel_requested"]),
+            started_at=row["started_at"], finished_at=row["finished_at"], idempotency_key=row["idempotency_key"],
+        )
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def worker_name() -> str:
+    """Who claimed a job: host and process, so recovery knows which running jobs were ours."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def new_job_id() -> str:
+    """Short unique id, safe in file names and URLs."""
+    return f"job-{uuid.uuid4().hex[:16]}"
+
+
+class JobStore:
+    """Jobs in SQL through SQLAlchemy."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    # -- writing -------------------------------------------------------------------------------
+    def add(self, job_type: str, request: dict[str, Any], params: dict[str, Any], *, priority: int = 0,
+            idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job; with a known idempotency key return the existing job and False."""
+        if idempotency_key and (existing := self.find_by_key(idempotency_key)):
+            return existing, False
+        now = time.time()
+        row = {"id": new_job_id(), "type": job_type, "status": JobStatus.QUEUED.value, "priority": priority,
+               "seq": time.time_ns() / 1e9, "idempotency_key": idempotency_key, "request": json.dumps(request),
+               "params": json.dumps(params), "files": "[]", "bytes": 0, "attempts": 0,
+               "cancel_requested": False, "created_at": now, "progress_total": params.get("steps", 0) or 0,
+               "progress_step": 0}
+        with self.engine.begin() as conn:
+            conn.execute(jobs_table.insert().values(**row))
+        return self.get(row["id"]), True
+
+    def claim_next(self, worker: str) -> Job | None:
+        """Atomically move the best queued job (priority, then FIFO) to running for this worker."""
+        c = jobs_table.c
+        best = (
+            select(c.id).where(c.status == JobStatus.QUEUED.value)
+            .order_by(c.priority.desc(), c.seq.asc()).limit(1)
+        )
+        if self.engine.dialect.name == "postgresql":
+            best = best.with_for_update(skip_locked=True)
+        now = time.time()
+        claim = (
+            update(jobs_table)
+            .where(c.id == best.scalar_subquery(), c.status == JobStatus.QUEUED.value)
+            .values(status=JobStatus.RUNNING.value, worker=worker, started_at=now, heartbeat_at=now,
+                    attempts=c.attempts + 1, progress_step=0)
+            .returning(*jobs_table.c)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(claim).mappings().first()
+        return Job.from_row(row) if row else None
+
+    def set_progress(self, job_id: str, step: int, total: int, preview: str | None) -> bool:
+        """Record progress and a heartbeat; returns whether cancellation was requested meanwhile."""
+        values: dict[str, Any] = {"progress_step": step, "progress_total": total, "heartbeat_at": time.time()}
+        if preview:
+            values["preview"] = preview
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
+            flag = conn.execute(select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()
+        return bool(flag)
+
+    def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
+               error: dict[str, Any] | None = None, files: list[str] | None = None, size: int = 0) -> None:
+        """Mark a running job finished, with its result or error and the files it owns."""
+        values: dict[str, Any] = {"status": status.value, "finished_at": time.time(), "worker": None,
+                                  "result": json.dumps(result) if result else None,
+                                  "error": json.dumps(error) if error else None}
+        if files is not None:
+            values.update(files=json.dumps(files), bytes=size)
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
+
+    def requeue(self, job_id: str, *, count_attempt: bool = False) -> None:
+        """Put a running job back in the queue (graceful stop: the attempt does not count)."""
+        c = jobs_table.c
+        attempts = c.attempts if count_attempt else c.attempts - 1
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value).values(
+                status=JobStatus.QUEUED.value, worker=None, attempts=attempts, progress_step=0,
+                cancel_requested=False, started_at=None, preview=None))
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job at once, or flag a running one to stop at its next step."""
+        c = jobs_table.c
+        with self.engine.begin() as conn:
+            done = conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.QUEUED.value)
+                                .values(status=JobStatus.CANCELED.value, finished_at=time.time())).rowcount
+            if not done:
+                conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value)
+                             .values(cancel_requested=True))
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> Job:
+        """Remove a finished job's row (the caller removes its files); 409 while it is not finished."""
+        job = self.get(job_id)
+        if not job.status.finished:
+            raise Conflict(f"job {job_id} is {job.status.value}; cancel it first", {"status": job.status.value})
+        with self.engine.begin() as conn:
+            conn.execute(jobs_table.delete().where(jobs_table.c.id == job_id))
+        return job
+
+    # -- recovery and pruning ------------------------------------------------------------------
+    def recover(self, host_prefix: str, max_attempts: int = 2) -> tuple[int, int]:
+        """After a crash: re-queue this host's running jobs once; fail those already retried."""
+        c = jobs_table.c
+        ours = (c.status == JobStatus.RUNNING.value) & c.worker.like(f"{host_prefix}%")
+        interrupted = json.dumps({"code": "interrupted", "message": "the server stopped while this job ran, twice"})
+        with self.engine.begin() as conn:
+            failed = conn.execute(update(jobs_table).where(ours, c.attempts >= max_attempts).values(
+                status=JobStatus.FAILED.value, error=interrupted, finished_at=time.time(), worker=None)).rowcount
+            requeued = conn.execute(update(jobs_table).where(ours).values(
+                status=JobStatus.QUEUED.value, worker=None, progress_step=0, started_at=None,
+                preview=None, cancel_requested=False)).rowcount
+        return requeued, failed
+
+    def prunable(self, older_than: float, max_total_bytes: int) -> list[Job]:
+        """Finished jobs to remove: older than the cut-off, then the oldest until under the size budget."""
+        c = jobs_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs_table).where(c.status.in_(FINISHED_VALUES))
+                                .order_by(c.finished_at.asc())).mappings().all()
+            total = conn.execute(select(func.coalesce(func.sum(c.bytes), 0))).scalar() or 0
+        victims = []
+        for row in rows:
+            if row["finished_at"] < older_than or total > max_total_bytes:
+                victims.append(Job.from_row(row))
+                total -= row["bytes"]
+        return victims
+
+    def remove(self, job_ids: list[str]) -> None:
+        """Delete rows without checks (pruning)."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs_table.delete().where(jobs_table.c.id.in_(job_ids)))
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        """One job, or NotFound."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs_table).where(jobs_table.c.id == job_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        return Job.from_row(row)
+
+    def find_by_key(self, key: str) -> Job | None:
+        """The job submitted with this idempotency key, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs_table).where(jobs_table.c.idempotency_key == key)).mappings().first()
+        return Job.from_row(row) if row else None
+
+    def list(self, status: str | None, limit: int, before: float | None) -> list[Job]:
+        """Jobs newest first, optionally of one status and created before a time (for paging)."""
+        c = jobs_table.c
+        query = select(jobs_table).order_by(c.seq.desc()).limit(limit)
+        if status:
+            query = query.where(c.status == status)
+        if before is not None:
+            query = query.where(c.seq < before)
+        with self.engine.connect() as conn:
+            return [Job.from_row(r) for r in conn.execute(query).mappings().all()]
+
+    def position(self, job: Job) -> int:
+        """How many queued jobs run before this one (0: next)."""
+        c = jobs_table.c
+        ahead = (c.status == JobStatus.QUEUED.value) & (
+            (c.priority > job.priority) | ((c.priority == job.priority) & (c.seq < job.seq)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(ahead)).scalar() or 0)
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status."""
+        c = jobs_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.status, func.count()).group_by(c.status)).all()
+        return {status.value: 0 for status in JobStatus} | {s: n for s, n in rows}
+
+    def average_seconds(self, last: int = 50) -> float | None:
+        """Mean run time of the last succeeded jobs."""
+        c = jobs_table.c
+        recent = (select((c.finished_at - c.started_at).label("d")).where(c.status == JobStatus.SUCCEEDED.value)
+                  .order_by(c.finished_at.desc()).limit(last).subquery())
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.avg(recent.c.d))).scalar()
+        return float(value) if value is not None else None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets readers (HTTP threads) run while the worker writes; busy_timeout waits out short locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=FULL")  # a finished job survives power loss
+    cursor.close()
+

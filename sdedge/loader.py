@@ -1,0 +1,134 @@
+"""Bringing the engine up in the background: find or download the model, then compile it.
+
+The server answers from the first second; /health tells how far loading got and why it is not ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from enum import Enum
+from typing import Any
+
+from sdedge import models
+from sdedge.config import Settings
+from sdedge.engine import Engine, MockEngine, OpenVINOEngine
+from sdedge.errors import ModelNotReady, SdedgeError
+
+log = logging.getLogger(__name__)
+
+
+class LoadState(str, Enum):
+    """Where the engine is in its start-up."""
+
+    STARTING = "starting"
+    DOWNLOADING = "downloading"
+    COMPILING = "compiling"
+    READY = "ready"
+    MISSING = "missing"
+    FAILED = "failed"
+
+    def to_dict(self) -> str:
+        """JSON form."""
+        return self.value
+
+
+class EngineLoader:
+    """Owns the engine and the story of how it was (or was not) loaded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = LoadState.STARTING
+        self.reason: str | None = "starting up"
+        self.download_progress: dict[str, int] | None = None
+        self.model_path: str | None = None
+        self._engine: Engine | None = None
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load in a daemon thread, so the HTTP server is up (and /health answers) meanwhile."""
+        self._thread = threading.Thread(target=self._load, name="sdedge-loader", daemon=True)
+        self._thread.start()
+
+    def load_now(self) -> Engine:
+        """Load in the calling thread (CLI use) and return the engine or raise why not."""
+        self._load()
+        return self.engine()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loading ended (ready or not); True when it ended in time."""
+        return self._ready.wait(timeout)
+
+    def engine(self) -> Engine:
+        """The engine, or ModelNotReady with the reason."""
+        if self._engine is None:
+            raise ModelNotReady(self.reason or "model is not ready", {"state": self.state.value})
+        return self._engine
+
+    def model_name(self) -> str:
+        """Short model name for image metadata: the repo or folder's last part."""
+        return self.settings.stable_diffusion_repo_id.rstrip("/\\").split("/")[-1]
+
+    @property
+    def ready(self) -> bool:
+        """True once an engine can serve requests."""
+        return self.state is LoadState.READY
+
+    def _load(self) -> None:
+        try:
+            self._engine = self._build_engine()
+            self._set(LoadState.READY, None)
+        except _ModelMissing as exc:
+            self._set(LoadState.MISSING, str(exc))
+        except SdedgeError as exc:
+            self._set(LoadState.FAILED, exc.message)
+        except Exception as exc:  # noqa: BLE001 - report any load failure through /health
+            log.exception("loading the model failed")
+            self._set(LoadState.FAILED, f"loading the model failed: {exc}")
+        finally:
+            self._ready.set()
+
+    def _build_engine(self) -> Engine:
+        if self.settings.use_mocks:
+            return MockEngine(self.settings.openvino_device)
+        path = models.resolve_model(self.settings)
+        if path is None:
+            problem = models.model_problem(self.settings) or "model is not available"
+            if self.settings.model_is_local or not self.settings.auto_download_models:
+                raise _ModelMissing(problem)
+            self._set(LoadState.DOWNLOADING, f"downloading {self.settings.stable_diffusion_repo_id}")
+            path = models.download_model(self.settings, show_progress=False, on_progress=self._on_download)
+        self.model_path = str(path)
+        self._set(LoadState.COMPILING, f"compiling the model for {self.settings.openvino_device}")
+        return OpenVINOEngine(
+            path,
+            self.settings.openvino_device,
+            cache_dir=self.settings.ov_cache_dir if self.settings.compile_cache else None,
+            static_cache_size=self.settings.static_pipeline_cache_size,
+        )
+
+    def _on_download(self, done: int, total: int) -> None:
+        self.download_progress = {"downloaded_bytes": done, "total_bytes": total}
+
+    def _set(self, state: LoadState, reason: str | None) -> None:
+        self.state, self.reason = state, reason
+        log.log(logging.WARNING if state in (LoadState.FAILED, LoadState.MISSING) else logging.INFO,
+                "engine %s%s", state.value, f": {reason}" if reason else "")
+
+    def status(self) -> dict[str, Any]:
+        """Loading facts for /health."""
+        info: dict[str, Any] = self._engine.info() if self._engine else {}
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "model_path": self.model_path,
+            "download": self.download_progress,
+            "actual_device": self._engine.device if self._engine else None,
+            **info,
+        }
+
+
+class _ModelMissing(Exception):
+    """No usable model, and we may not (or cannot) download one."""
+

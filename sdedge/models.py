@@ -1,0 +1,364 @@
+"""Find the Stable Diffusion model on disk, check it is complete, and download it from the hub."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from tqdm.auto import tqdm
+
+from sdedge.config import Settings
+from sdedge.errors import ModelDownloadError, ModelError
+
+log = logging.getLogger(__name__)
+
+_PARTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+
+# openvino-genai opens each part's config.json (UNet2DConditionModel, AutoencoderKL and
+# CLIPTextModel assert on it), so those are required alongside the IR files.
+REQUIRED_FILES: tuple[str, ...] = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "tokenizer/openvino_tokenizer.xml",
+    "tokenizer/openvino_tokenizer.bin",
+    *(f"{part}/{name}" for part in _PARTS[:3] for name in ("config.json", "openvino_model.xml", "openvino_model.bin")),
+)
+
+# vae_encoder is needed only for img2img/inpainting; the tokenizer extras are read when present.
+OPTIONAL_FILES: tuple[str, ...] = (
+    *(f"vae_encoder/{name}" for name in ("config.json", "openvino_model.xml", "openvino_model.bin")),
+    "tokenizer/openvino_detokenizer.xml",
+    "tokenizer/openvino_detokenizer.bin",
+    *(f"tokenizer/{name}" for name in ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")),
+)
+
+# Only what the runtime reads: never the PyTorch/ONNX weights or sample images a repo may carry.
+ALLOW_PATTERNS: list[str] = [
+    "model_index.json",
+    "scheduler/*.json",
+    *(f"tokenizer/{pattern}" for pattern in ("*.json", "*.txt", "openvino_*.xml", "openvino_*.bin")),
+    *(f"{part}/{name}" for part in _PARTS for name in ("*.json", "openvino_model.xml", "openvino_model.bin")),
+]
+
+MARKER_NAME = ".sdedge-complete"
+_HF_META_DIR = ".cache"  # huggingface_hub keeps local_dir metadata and partial files here
+_PROGRESS_INTERVAL = 0.5
+_API_TIMEOUT = 30.0
+
+ProgressCallback = Callable[[int, int], None]
+
+
+# --- inspecting folders -------------------------------------------------------------------
+
+
+def missing_files(folder: Path) -> list[str]:
+    """REQUIRED_FILES that are absent or empty in folder."""
+    return [name for name in REQUIRED_FILES if not _nonempty(folder / name)]
+
+
+def _nonempty(path: Path) -> bool:
+    # A 0-byte file is what an aborted copy or a failed write leaves behind.
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _is_local(settings: Settings) -> bool:
+    # A path that does not exist is still meant as a folder: never send it to the hub as a repo id.
+    repo_id = settings.stable_diffusion_repo_id
+    looks_like_path = repo_id.startswith(("/", ".", "~")) or repo_id.count("/") > 1 or any(c in repo_id for c in "\\:")
+    return settings.model_is_local or looks_like_path
+
+
+def _local_folder(settings: Settings) -> Path:
+    return Path(settings.stable_diffusion_repo_id).expanduser().resolve()
+
+
+def hub_model_dir(settings: Settings) -> Path:
+    """Where the hub repo is (or will be) downloaded."""
+    name = settings.stable_diffusion_repo_id.replace("/", "--")
+    return settings.models_cache_dir / "stable-diffusion" / name
+
+
+def _hub_complete(folder: Path) -> bool:
+    # The marker is written last, so files without it are a download that never finished.
+    return (folder / MARKER_NAME).is_file() and not missing_files(folder)
+
+
+def _has_content(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def _incomplete(folder: Path, missing: list[str]) -> str:
+    if not folder.is_dir():
+        return f"model folder {folder} does not exist (STABLE_DIFFUSION_REPO_ID)"
+    return f"model folder {folder} is incomplete: missing {', '.join(missing)}"
+
+
+def resolve_model(settings: Settings) -> Path | None:
+    """The complete model folder to load, or None when there is none."""
+    if _is_local(settings):
+        folder = _local_folder(settings)
+        return None if missing_files(folder) else folder
+    folder = hub_model_dir(settings)
+    return folder if _hub_complete(folder) else None
+
+
+def model_problem(settings: Settings) -> str | None:
+    """Why resolve_model() returns None, in one line; None when the model is usable."""
+    if resolve_model(settings) is not None:
+        return None
+    if _is_local(settings):
+        folder = _local_folder(settings)
+        return _incomplete(folder, missing_files(folder))
+    repo, folder = settings.stable_diffusion_repo_id, hub_model_dir(settings)
+    if _has_content(folder):
+        return f"download of {repo} into {folder} was interrupted: run `sdedge download` to finish it"
+    if not settings.auto_download_models:
+        return f"model {repo} is not downloaded (AUTO_DOWNLOAD_MODELS=false); run `sdedge download`"
+    return f"model {repo} is not downloaded yet; it is fetched at start-up, or run `sdedge download`"
+
+
+def describe_model(settings: Settings) -> dict[str, object]:
+    """What GET /models and /health report about the configured model."""
+    local = _is_local(settings)
+    folder = _local_folder(settings) if local else hub_model_dir(settings)
+    present = _has_content(folder)
+    return {
+        "id": str(folder) if local else settings.stable_diffusion_repo_id,
+        "source": "local" if local else "hub",
+        "path": str(folder) if present else None,
+        "present": present,
+        "complete": resolve_model(settings) is not None,
+        "missing": missing_files(folder),
+        "size_bytes": _folder_bytes(folder),
+        "inpainting": _unet_in_channels(folder) == 9,
+        "has_vae_encoder": all(_nonempty(folder / f"vae_encoder/openvino_model.{ext}") for ext in ("xml", "bin")),
+    }
+
+
+def _unet_in_channels(folder: Path) -> int | None:
+    # Inpainting UNets take 9 input channels (latents + mask + masked-image latents).
+    try:
+        value = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8")).get("in_channels")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _folder_bytes(folder: Path, *, partial: bool = False) -> int:
+    """Bytes of the model files in folder; with partial, also huggingface_hub's *.incomplete downloads."""
+    total = 0
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        if _counted(path.relative_to(folder), partial):
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except OSError:  # files come and go while huggingface_hub renames them
+                pass
+    return total
+
+
+def _counted(relative: Path, partial: bool) -> bool:
+    if relative.name.endswith(".incomplete"):
+        return partial
+    return relative.parts[0] != _HF_META_DIR and relative.name != MARKER_NAME
+
+
+# --- downloading ----------------------------------------------------------------------------
+
+
+def download_model(
+    settings: Settings, *, force: bool = False, show_progress: bool = True, on_progress: ProgressCallback | None = None
+) -> Path:
+    """Make the model complete on disk (downloading or resuming it) and return its folder."""
+    if _is_local(settings):
+        return _checked_local_folder(settings)
+    folder = hub_model_dir(settings)
+    if not force and _hub_complete(folder):
+        return folder
+    (folder / MARKER_NAME).unlink(missing_ok=True)
+    revision, total = _remote_revision(settings)
+    with _watch_progress(folder, total, on_progress):
+        _snapshot(settings, folder, revision, force=force, show_progress=show_progress)
+    _finish(settings, folder, revision)
+    return folder
+
+
+def _checked_local_folder(settings: Settings) -> Path:
+    # A user's own folder is never downloaded into or written to.
+    folder = _local_folder(settings)
+    missing = missing_files(folder)
+    if missing:
+        raise ModelError(_incomplete(folder, missing))
+    return folder
+
+
+def _finish(settings: Settings, folder: Path, revision: str) -> None:
+    repo = settings.stable_diffusion_repo_id
+    missing = missing_files(folder)
+    if missing:
+        raise ModelDownloadError(f"{repo} lacks files the runtime needs: {', '.join(missing)}")
+    record = json.dumps({"repo_id": repo, "revision": revision})
+    (folder / MARKER_NAME).write_text(record + "\n", encoding="utf-8")
+    log.info("model %s (revision %s) is complete in %s", repo, revision, folder)
+
+
+def _endpoint() -> str | None:
+    # huggingface_hub reads HF_ENDPOINT once at import; read it per call so later changes count.
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def _token(settings: Settings) -> str | None:
+    # None lets huggingface_hub fall back to HF_TOKEN or the token saved by `hf auth login`.
+    return settings.huggingface_token or None
+
+
+def _remote_revision(settings: Settings) -> tuple[str, int]:
+    """Ask the hub for the commit to fetch and the byte total of the allowed files."""
+    # Asked separately because snapshot_download, when this call fails, quietly returns
+    # whatever half-downloaded local_dir exists instead of raising.
+    api = HfApi(endpoint=_endpoint(), token=_token(settings))
+    try:
+        info = api.model_info(settings.stable_diffusion_repo_id, files_metadata=True, timeout=_API_TIMEOUT)
+    except Exception as exc:
+        raise _download_error(settings, exc) from exc
+    if not info.sha:
+        raise ModelDownloadError(f"the model hub gave no revision for {settings.stable_diffusion_repo_id}")
+    allowed = (s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS))
+    return info.sha, sum(s.size or 0 for s in allowed)
+
+
+def _snapshot(settings: Settings, folder: Path, revision: str, *, force: bool, show_progress: bool) -> None:
+    """Fetch the allowed files of one pinned commit into folder; resumes what is already there."""
+    try:
+        snapshot_download(
+            settings.stable_diffusion_repo_id,
+            revision=revision,  # pinned, so every file comes from the commit we checked
+            local_dir=folder,
+            # snapshot_download writes refs into cache_dir even with local_dir: keep them in our folder.
+            cache_dir=folder / _HF_META_DIR / "huggingface" / "hub",
+            allow_patterns=ALLOW_PATTERNS,
+            token=_token(settings),
+            endpoint=_endpoint(),
+            force_download=force,
+            tqdm_class=None if show_progress else _QuietTqdm,
+        )
+    except Exception as exc:
+        raise _download_error(settings, exc, transfer=True) from exc
+
+
+class _QuietTqdm(tqdm):
+    """A progress bar that never draws (show_progress=False)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _watch_progress(folder: Path, total: int, on_progress: ProgressCallback | None) -> Iterator[None]:
+    """Report bytes on disk every _PROGRESS_INTERVAL seconds while the body runs."""
+    # Polling the folder works with every huggingface_hub version; tqdm hooks differ between 0.x and 1.x.
+    if on_progress is None:
+        yield
+        return
+    _report(folder, total, on_progress)  # at once, so the total is known before the first poll
+    stop = threading.Event()
+    thread = threading.Thread(target=_poll, args=(folder, total, on_progress, stop), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    _report(folder, total, on_progress)  # one exact report after success: where the download ended
+
+
+def _poll(folder: Path, total: int, on_progress: ProgressCallback, stop: threading.Event) -> None:
+    while not stop.wait(_PROGRESS_INTERVAL):
+        _report(folder, total, on_progress)
+
+
+def _report(folder: Path, total: int, on_progress: ProgressCallback) -> None:
+    try:
+        done = _folder_bytes(folder, partial=True)
+        on_progress(min(done, total) if total else done, total)
+    except Exception:  # a broken progress display must not break the download
+        log.exception("download progress report failed")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _download_error(settings: Settings, exc: BaseException, *, transfer: bool = False) -> ModelDownloadError:
+    """One line naming the repo for whatever huggingface_hub raised (transfer: while fetching files)."""
+    repo = settings.stable_diffusion_repo_id
+    cause = _root_cause(exc)
+    status = _http_status(cause)
+    if isinstance(cause, GatedRepoError) or (status in (401, 403) and not isinstance(cause, RepositoryNotFoundError)):
+        return ModelDownloadError(f"access to {repo} was refused (HTTP {status}): set HUGGINGFACE_TOKEN or HF_TOKEN")
+    if isinstance(cause, (RepositoryNotFoundError, RevisionNotFoundError)) or status == 404:
+        return ModelDownloadError(_not_found(repo, status))
+    if transfer:
+        reason = f"the model hub answered HTTP {status}" if status else _first_line(cause)
+        return ModelDownloadError(f"download of {repo} was interrupted ({reason}): run `sdedge download` to resume")
+    if status is not None:
+        return ModelDownloadError(f"download of {repo} failed: the model hub answered HTTP {status}")
+    if _is_network_error(cause):
+        where = _endpoint() or "https://huggingface.co"
+        return ModelDownloadError(f"cannot reach the model hub at {where} to download {repo}: {_first_line(cause)}")
+    return ModelDownloadError(f"download of {repo} failed: {_first_line(cause)}")
+
+
+def _not_found(repo: str, status: int | None) -> str:
+    # Without a token the hub answers 401, not 404, for a missing repo (so private ones stay hidden).
+    if status in (401, 403):
+        return (
+            f"{repo} was not found on the model hub or is private (HTTP {status}): "
+            "check STABLE_DIFFUSION_REPO_ID, or set HUGGINGFACE_TOKEN or HF_TOKEN"
+        )
+    return f"{repo} was not found on the model hub (HTTP {status or 404}): check STABLE_DIFFUSION_REPO_ID"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    # huggingface_hub wraps network failures in LocalEntryNotFoundError or ValueError("Force download failed").
+    while exc.__cause__ is not None and not isinstance(exc, HfHubHTTPError):
+        exc = exc.__cause__
+    return exc
+
+
+def _http_status(exc: BaseException) -> int | None:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(exc, HfHubHTTPError) and isinstance(status, int) else None
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    """True for transport failures of httpx (hub 1.x) or requests (hub 0.x), without importing either."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    return any(
+        cls.__module__.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3") for cls in type(exc).__mro__
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,127 @@
+"""Request and response bodies of the HTTP API, as pydantic models.
+
+Requests accept snake_case and the seeds' camelCase (`negativePrompt`, `guidanceScale`, `steps`).
+Limits that depend on settings are applied by `to_params`, which also fills the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from sdedge.config import Settings
+from sdedge.engine import MAX_SEED, SAMPLERS, GenerationParams, canonical_sampler, random_seed
+from sdedge.errors import InvalidRequest
+
+
+def _aliases(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class GenerateRequest(BaseModel):
+    """Text-to-image request, shared by POST /image and the job routes."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+
+    prompt: str = Field(..., min_length=1, description="What to draw.")
+    negative_prompt: str = Field(
+        "", validation_alias=_aliases("negative_prompt", "negativePrompt"), description="What to avoid."
+    )
+    num_inference_steps: int | None = Field(
+        None, ge=1, validation_alias=_aliases("num_inference_steps", "numInferenceSteps", "steps"),
+        description="Denoising steps (default DEFAULT_STEPS, at most MAX_STEPS).",
+    )
+    guidance_scale: float | None = Field(
+        None, ge=0, le=30, validation_alias=_aliases("guidance_scale", "guidanceScale", "cfg_scale"),
+        description="Classifier-free guidance; <= 1 skips the unconditional pass (faster).",
+    )
+    width: int | None = Field(None, description="Multiple of 8 within MIN_SIZE..MAX_WIDTH.")
+    height: int | None = Field(None, description="Multiple of 8 within MIN_SIZE..MAX_HEIGHT.")
+    seed: int | None = Field(None, ge=-1, le=MAX_SEED, description="Same seed, same image; -1 or absent: random.")
+    sampler: str | None = Field(
+        None, validation_alias=_aliases("sampler", "scheduler", "sampler_name", "samplerName"),
+        description=f"One of {', '.join(SAMPLERS)} (plms = pndm).",
+    )
+    num_images: int = Field(
+        1, ge=1, validation_alias=_aliases("num_images", "numImages", "n"),
+        description="Images to generate (seed, seed+1, ...), at most MAX_IMAGES.",
+    )
+    model: str | None = Field(None, description="Accepted for compatibility; the configured model is used.")
+    priority: int = Field(0, ge=-100, le=100, description="Higher runs first; FIFO within a priority.")
+    transaction_key: str | None = Field(
+        None, min_length=1, max_length=200, validation_alias=_aliases("transaction_key", "transactionKey"),
+        description="Idempotency key (the Idempotency-Key header works too): resubmitting returns the same job.",
+    )
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = canonical_sampler(value)
+        if name is None:
+            raise ValueError(f"unknown sampler {value!r}; valid: {', '.join(SAMPLERS)}, plms")
+        return name
+
+    def to_params(self, settings: Settings) -> GenerationParams:
+        """Apply defaults and the limits from settings; raise InvalidRequest naming each bad field."""
+        width = self.width or settings.default_size
+        height = self.height or settings.default_size
+        problems = _limit_problems(self, settings, width, height)
+        if problems:
+            raise InvalidRequest("request is outside the server's limits", problems)
+        seed = random_seed() if self.seed is None or self.seed < 0 else self.seed
+        return GenerationParams(
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            width=width,
+            height=height,
+            steps=self.num_inference_steps or settings.default_steps,
+            guidance_scale=settings.default_guidance_scale if self.guidance_scale is None else self.guidance_scale,
+            sampler=self.sampler or settings.default_sampler,
+            seed=seed,
+            num_images=self.num_images,
+        )
+
+
+def _limit_problems(req: GenerateRequest, settings: Settings, width: int, height: int) -> list[dict[str, Any]]:
+    problems: list[dict[str, Any]] = []
+
+    def bad(field: str, message: str) -> None:
+        problems.append({"field": field, "message": message, "type": "limit"})
+
+    for field, text in (("prompt", req.prompt), ("negative_prompt", req.negative_prompt)):
+        if len(text) > settings.max_prompt_length:
+            bad(field, f"longer than MAX_PROMPT_LENGTH={settings.max_prompt_length} characters")
+    for field, value, limit in (("width", width, settings.max_width), ("height", height, settings.max_height)):
+        if value % 8 or not settings.min_size <= value <= limit:
+            bad(field, f"must be a multiple of 8 from {settings.min_size} to {limit}, got {value}")
+    if req.num_inference_steps and req.num_inference_steps > settings.max_steps:
+        bad("num_inference_steps", f"at most MAX_STEPS={settings.max_steps}")
+    if req.num_images > settings.max_images:
+        bad("num_images", f"at most MAX_IMAGES={settings.max_images}")
+    return problems
+
+
+class Timings(BaseModel):
+    """Where the time of one request went, in milliseconds."""
+
+    model_config = ConfigDict(extra="allow")
+
+    total_ms: float
+
+
+class ImageResponse(BaseModel):
+    """The answer of POST /image: the seed's fields plus seed, parameters and timings."""
+
+    job_id: str
+    urls: list[str]
+    provider: str = "stable-diffusion"
+    engine: str
+    used_mocks: bool
+    created_at: str
+    seed: int
+    seeds: list[int]
+    parameters: dict[str, Any]
+    timings: dict[str, float]

@@ -1,0 +1,231 @@
+"""The worker: one thread per device taking jobs from the store, one at a time.
+
+On a CPU, running two generations at once only splits the same cores between them, so a device
+gets exactly one worker. The step callback records progress, writes previews, and stops the run on
+cancel, timeout or shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdedge.config import Settings
+from sdedge.engine import GenerationOutput, GenerationParams, StepEvent
+from sdedge.errors import GenerationCanceled, SdedgeError
+from sdedge.jobs import Job, JobStatus, JobStore, worker_name
+from sdedge.loader import EngineLoader
+from sdedge.previews import preview_image
+from sdedge.storage import ImageStore, infotext
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """Wakes whoever waits for job changes (the worker, /image callers, event streams)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._version = 0
+
+    def notify(self) -> None:
+        """Signal that some job changed."""
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def version(self) -> int:
+        """A counter that grows at every change."""
+        return self._version
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Wait until the counter moves past seen (or timeout); return the new counter."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != seen, timeout)
+            return self._version
+
+
+@dataclass
+class Progress:
+    """Live state of the running job, kept in memory for fast reads."""
+
+    job_id: str
+    total: int
+    started: float = field(default_factory=time.monotonic)
+    step: int = 0
+    fraction: float = 0.0
+    preview: str | None = None
+
+    def eta_seconds(self) -> float | None:
+        """Remaining time, extrapolated from the steps done so far."""
+        if self.fraction <= 0:
+            return None
+        elapsed = time.monotonic() - self.started
+        return round(elapsed * (1 - self.fraction) / self.fraction, 2)
+
+
+class Worker:
+    """Claims jobs and runs them on the loader's engine."""
+
+    def __init__(self, settings: Settings, store: JobStore, images: ImageStore, loader: EngineLoader,
+                 notifier: Notifier) -> None:
+        self.settings, self.store, self.images, self.loader = settings, store, images, loader
+        self.notifier = notifier
+        self.name = worker_name()
+        self.current: Progress | None = None
+        self._cancel: set[str] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover what a crash left running, then take jobs in a daemon thread."""
+        requeued, failed = self.store.recover(self.name.split(":")[0] + ":")
+        if requeued or failed:
+            log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
+        self._thread = threading.Thread(target=self._loop, name="sdedge-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs; a running job stops at its next step and goes back to the queue."""
+        self._stopping.set()
+        self.notifier.notify()
+        if self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stopping.is_set()
+
+    def request_cancel(self, job_id: str) -> None:
+        """Fast path for a cancel made in this process: checked at every step."""
+        self._cancel.add(job_id)
+
+    def _loop(self) -> None:
+        seen = self.notifier.version()
+        while not self._stopping.is_set():
+            self._maybe_prune()
+            job = self.store.claim_next(self.name) if self.loader.ready else None
+            if job is None:
+                seen = self.notifier.wait(seen, self.settings.worker_poll_seconds)
+                continue
+            self._run(job)
+
+    # -- running one job -----------------------------------------------------------------------
+    def _run(self, job: Job) -> None:
+        params = GenerationParams(**job.params)
+        self.current = Progress(job.id, params.steps * params.num_images)
+        self.notifier.notify()
+        tracker = _StepTracker(self, job, params)
+        try:
+            output = self.loader.engine().generate(params, tracker.on_step)
+            self._succeed(job, params, output)
+        except GenerationCanceled:
+            self._stopped(job, tracker)
+        except SdedgeError as exc:
+            self.store.finish(job.id, JobStatus.FAILED, error={"code": exc.code, "message": exc.message})
+        except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
+            log.exception("job %s failed", job.id)
+            self.store.finish(job.id, JobStatus.FAILED, error={"code": "internal_error", "message": str(exc)})
+        finally:
+            self._cleanup(job)
+
+    def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput) -> None:
+        started = time.perf_counter()
+        model = self.loader.model_name()
+        files = [
+            self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model))
+            for i, (image, seed) in enumerate(zip(output.images, output.seeds))
+        ]
+        timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
+        result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
+                  "timings": timings}
+        self.store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files))
+
+    def _stopped(self, job: Job, tracker: _StepTracker) -> None:
+        if tracker.timed_out:
+            message = f"job exceeded JOB_TIMEOUT={self.settings.job_timeout:g} s"
+            self.store.finish(job.id, JobStatus.FAILED, error={"code": "timeout", "message": message})
+        elif self._stopping.is_set() and not tracker.canceled:
+            self.store.requeue(job.id)
+        else:
+            self.store.finish(job.id, JobStatus.CANCELED, error={"code": "canceled", "message": "canceled"})
+
+    def _cleanup(self, job: Job) -> None:
+        if self.current and self.current.preview:
+            self.images.delete([self.current.preview])
+        self._cancel.discard(job.id)
+        self.current = None
+        self.notifier.notify()
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def _maybe_prune(self) -> None:
+        now = time.time()
+        if now - self._last_prune < 60:
+            return
+        self._last_prune = now
+        cutoff = now - self.settings.job_retention_hours * 3600
+        victims = self.store.prunable(cutoff, self.settings.max_output_mb * 1024 * 1024)
+        for job in victims:
+            self.images.delete(job.files)
+        if victims:
+            self.store.remove([job.id for job in victims])
+            log.info("pruned %d old job(s)", len(victims))
+
+
+class _StepTracker:
+    """The step callback of one job: progress, previews, and the decision to stop."""
+
+    def __init__(self, worker: Worker, job: Job, params: GenerationParams) -> None:
+        self.worker, self.job, self.params = worker, job, params
+        self.settings = worker.settings
+        self.deadline = time.monotonic() + self.settings.job_timeout
+        self.canceled = self.timed_out = False
+        self._last_write = self._last_preview = 0.0
+
+    def on_step(self, event: StepEvent) -> bool:
+        """Record the step; True asks the engine to stop."""
+        progress = self.worker.current
+        assert progress is not None
+        # Some schedulers (PNDM) run one step more than asked: trust the engine's own count.
+        progress.total = event.total_steps * event.num_images
+        progress.step = event.image_index * event.total_steps + event.step
+        progress.fraction = event.fraction
+        self._maybe_preview(event, progress)
+        flagged = self._maybe_write(progress, final=event.fraction >= 1.0)
+        self.canceled = self.canceled or flagged or self.job.id in self.worker._cancel
+        self.timed_out = time.monotonic() > self.deadline
+        self.worker.notifier.notify()
+        return self.canceled or self.timed_out or self.worker.stopping
+
+    def _maybe_write(self, progress: Progress, final: bool) -> bool:
+        now = time.monotonic()
+        if not final and now - self._last_write < 0.25:  # SQL writes at most 4 per second
+            return False
+        self._last_write = now
+        return self.worker.store.set_progress(self.job.id, progress.step, progress.total, progress.preview)
+
+    def _maybe_preview(self, event: StepEvent, progress: Progress) -> None:
+        every, min_gap = self.settings.preview_every_steps, self.settings.preview_min_interval_ms / 1000
+        now = time.monotonic()
+        if not every or event.latent is None or event.step % every or now - self._last_preview < min_gap:
+            return
+        self._last_preview = now
+        image = preview_image(event.latent, self.params.width, self.params.height)
+        progress.preview = self.worker.images.save_preview(self.job.id, image)
+
+
+def job_progress(job: Job, live: Progress | None) -> dict[str, Any]:
+    """Progress of a job: live numbers when this process runs it, stored ones otherwise."""
+    step, total = job.progress_step, job.progress_total
+    if live and live.job_id == job.id:
+        step, total = live.step, live.total
+    if job.status is JobStatus.SUCCEEDED:
+        step = total
+    percent = round(100 * step / total, 1) if total else 0.0
+    return {"step": step, "total": total, "percent": percent}

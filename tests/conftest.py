@@ -1,0 +1,77 @@
+"""Shared fixtures: settings on a temp folder and the tiny model, the app, a test client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from sdedge.app import create_app
+from sdedge.config import Settings
+
+FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-sd-int8-ov"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own environment and .env out of the tests."""
+    for name in list(os.environ):
+        if name in Settings.model_fields or name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+    for name in ("HF_TOKEN", "HUGGINGFACE_TOKEN", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings that use the tiny fixture model on the CPU and keep all files under tmp_path."""
+    values: dict[str, object] = {
+        "stable_diffusion_repo_id": str(FIXTURE_MODEL),
+        "models_cache_dir": tmp_path / "models",
+        "generated_images_dir": tmp_path / "generated",
+        "data_dir": tmp_path / "data",
+        "openvino_device": "CPU",
+        "auto_download_models": False,
+        "default_size": 64,
+        "default_steps": 3,
+        "min_size": 32,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+_apps: list[Flask] = []
+
+
+def start_app(settings: Settings) -> Flask:
+    """An app whose engine finished loading (ready or not) before the test starts; stopped after it."""
+    app = create_app(settings)
+    _apps.append(app)
+    assert app.extensions["sdedge"].loader.wait(timeout=120), "engine did not finish loading"
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _stop_apps() -> Iterator[None]:
+    """Stop every app's worker thread after its test, so none keeps using the CPU."""
+    yield
+    while _apps:
+        _apps.pop().extensions["sdedge"].shutdown()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return start_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,99 @@
+"""Run `sdedge serve` as a real process on a free port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from conftest import FIXTURE_MODEL
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sdedge_command() -> list[str]:
+    """The installed console script, or the module when only the source tree is importable."""
+    script = shutil.which("sdedge")
+    return [script] if script else [sys.executable, "-m", "sdedge"]
+
+
+class ServerProcess:
+    """One server process with its own data folders under tmp_path."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("HF_")},
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL),
+            "MODELS_CACHE_DIR": str(tmp_path / "models"),
+            "GENERATED_IMAGES_DIR": str(tmp_path / "generated"),
+            "DEFAULT_SIZE": "64",
+            "MIN_SIZE": "32",
+            "DEFAULT_STEPS": "3",
+            **env,
+        }
+        self.cwd = tmp_path
+        self.log_path = tmp_path / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, command: list[str] | None = None) -> ServerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(command or [*sdedge_command(), "serve"], cwd=self.cwd, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc and self.proc.poll() is None, f"server exited: {self.log()}"
+            try:
+                status, body = self.request("GET", "/health")
+                if status == 200:
+                    return body
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready in {timeout}s: {self.log()}")
+
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+                content_type: str = "application/json", timeout: float = 60) -> tuple[int, Any]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, _decode(resp.read(), resp.headers.get_content_type())
+        except urllib.error.HTTPError as err:
+            return err.code, _decode(err.read(), err.headers.get_content_type())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _decode(data: bytes, content_type: str) -> Any:
+    return json.loads(data) if content_type == "application/json" else data

@@ -1,0 +1,77 @@
+"""The openvino-genai engine on the tiny fixture: determinism, steps, stopping, devices."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURE_MODEL
+from sdedge.engine import GenerationParams, OpenVINOEngine, StepEvent, canonical_sampler, pick_device
+from sdedge.errors import GenerationCanceled
+
+
+@pytest.fixture(scope="module")
+def engine() -> OpenVINOEngine:
+    return OpenVINOEngine(FIXTURE_MODEL, "CPU")
+
+
+def params(**overrides: object) -> GenerationParams:
+    values: dict[str, object] = {"prompt": "a boat", "negative_prompt": "", "width": 64, "height": 64,
+                                 "steps": 4, "guidance_scale": 7.5, "sampler": "euler_a", "seed": 5}
+    values.update(overrides)
+    return GenerationParams(**values)  # type: ignore[arg-type]
+
+
+def test_same_params_same_bytes(engine: OpenVINOEngine) -> None:
+    first = engine.generate(params()).images[0].tobytes()
+    assert first == engine.generate(params()).images[0].tobytes()
+    assert first != engine.generate(params(seed=6)).images[0].tobytes()
+
+
+def test_step_callback_sees_every_step_with_a_latent(engine: OpenVINOEngine) -> None:
+    events: list[StepEvent] = []
+    engine.generate(params(steps=4, num_images=2), lambda e: events.append(e) or False)
+    assert [(e.image_index, e.step) for e in events] == [(i, s) for i in range(2) for s in range(1, 5)]
+    assert events[-1].fraction == 1.0
+    latent = events[0].latent
+    assert latent is not None and latent.shape == (1, 4, 8, 8)
+
+
+def test_returning_true_stops_before_the_last_step(engine: OpenVINOEngine) -> None:
+    seen: list[int] = []
+
+    def stop_at_two(event: StepEvent) -> bool:
+        seen.append(event.step)
+        return event.step >= 2
+
+    with pytest.raises(GenerationCanceled):
+        engine.generate(params(steps=20), stop_at_two)
+    assert max(seen) <= 3  # genai's stop lands at most one step late
+
+
+def test_guidance_one_and_non_square_sizes(engine: OpenVINOEngine) -> None:
+    out = engine.generate(params(guidance_scale=1.0, width=128, height=64))
+    assert out.images[0].size == (128, 64)
+    assert out.timings["unet_ms"] > 0
+
+
+def test_missing_device_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert pick_device("GPU") == "CPU"
+        assert pick_device("NPU") == "CPU"
+    assert "falling back to CPU" in caplog.text
+    assert pick_device("AUTO") == "CPU"
+
+
+def test_sampler_names_and_aliases() -> None:
+    assert canonical_sampler("Euler a") == "euler_a"
+    assert canonical_sampler("PLMS") == "pndm"
+    assert canonical_sampler("dpm++ 2m") is None
+
+
+def test_compile_cache_folder_is_used(tmp_path: Path) -> None:
+    OpenVINOEngine(FIXTURE_MODEL, "CPU", cache_dir=tmp_path / "cache")
+    assert any((tmp_path / "cache").iterdir())
