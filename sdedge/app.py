@@ -36,7 +36,8 @@ class Services:
 
 def services() -> Services:
     """The services of the app handling the current request."""
-    return current_app.extensions["sdedge"]  # type: ignore[no-any-return]
+    found: Services = current_app.extensions["sdedge"]
+    return found
 
 
 def static_dir() -> Path:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from sdedge import __version__
 from sdedge.config import Settings, SettingsError, load_settings
-from sdedge.errors import SdedgeError
+from sdedge.errors import SdedgeError, invalid_from_pydantic
 
 log = logging.getLogger("sdedge")
 
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"sdedge: {exc}", file=sys.stderr)
         return 2
+    except ValidationError as exc:
+        print(f"sdedge: {invalid_from_pydantic(exc).message}", file=sys.stderr)
+        return 1
     except SdedgeError as exc:
         print(f"sdedge: {exc.message}", file=sys.stderr)
         return 1
@@ -67,16 +73,30 @@ def _settings(**overrides: object) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the app under waitress until interrupted."""
+    """Serve the app under waitress; SIGTERM or Ctrl-C re-queues the running job and exits."""
     import waitress
 
     from sdedge.app import create_app
 
     settings = _settings(host=args.host, port=args.port)
     app = create_app(settings)
+    # send_bytes=1: flush every write, so Server-Sent Events reach clients as they happen.
+    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
+                                    ident="sdedge", send_bytes=1)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     log.info("sdedge %s listening on http://%s:%d/", __version__, settings.host, settings.port)
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="sdedge")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        log.info("stopping: the running job goes back to the queue")
+    finally:
+        server.close()
+        app.extensions["sdedge"].shutdown()
     return 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_download(args: argparse.Namespace) -> int:

@@ -155,8 +155,8 @@ def pydantic_details(exc: ValidationError) -> list[dict[str, Any]]:
 def invalid_from_pydantic(exc: ValidationError) -> InvalidRequest:
     """Wrap a pydantic validation failure as a 400 naming the fields."""
     details = pydantic_details(exc)
-    fields = ", ".join(d["field"] or "body" for d in details)
-    return InvalidRequest(f"invalid request: {fields}", details)
+    summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details)
+    return InvalidRequest(f"invalid request: {summary}", details)
 
 
 def error_response(error: SdedgeError) -> Response:

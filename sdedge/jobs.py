@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event, func, select, update,
 )
 from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from sdedge.errors import Conflict, NotFound
 
@@ -142,15 +143,21 @@ class JobStore:
         """Insert a queued job; with a known idempotency key return the existing job and False."""
         if idempotency_key and (existing := self.find_by_key(idempotency_key)):
             return existing, False
-        now = time.time()
-        row = {"id": new_job_id(), "type": job_type, "status": JobStatus.QUEUED.value, "priority": priority,
+        now, job_id = time.time(), new_job_id()
+        row = {"id": job_id, "type": job_type, "status": JobStatus.QUEUED.value, "priority": priority,
                "seq": time.time_ns() / 1e9, "idempotency_key": idempotency_key, "request": json.dumps(request),
                "params": json.dumps(params), "files": "[]", "bytes": 0, "attempts": 0,
                "cancel_requested": False, "created_at": now, "progress_total": params.get("steps", 0) or 0,
                "progress_step": 0}
-        with self.engine.begin() as conn:
-            conn.execute(jobs_table.insert().values(**row))
-        return self.get(row["id"]), True
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(jobs_table.insert().values(**row))
+        except IntegrityError:  # the same key submitted concurrently: the other insert won
+            existing = self.find_by_key(idempotency_key) if idempotency_key else None
+            if existing is None:
+                raise
+            return existing, False
+        return self.get(job_id), True
 
     def claim_next(self, worker: str) -> Job | None:
         """Atomically move the best queued job (priority, then FIFO) to running for this worker."""
@@ -184,13 +191,16 @@ class JobStore:
         return bool(flag)
 
     def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
-               error: dict[str, Any] | None = None, files: list[str] | None = None, size: int = 0) -> None:
-        """Mark a running job finished, with its result or error and the files it owns."""
+               error: dict[str, Any] | None = None, files: list[str] | None = None, size: int = 0,
+               step: int | None = None) -> None:
+        """Mark a running job finished, with its result or error, the files it owns and its last step."""
         values: dict[str, Any] = {"status": status.value, "finished_at": time.time(), "worker": None,
                                   "result": json.dumps(result) if result else None,
                                   "error": json.dumps(error) if error else None}
         if files is not None:
             values.update(files=json.dumps(files), bytes=size)
+        if step is not None:
+            values["progress_step"] = step
         with self.engine.begin() as conn:
             conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
 

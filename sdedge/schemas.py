@@ -70,7 +70,8 @@ class GenerateRequest(BaseModel):
         height = self.height or settings.default_size
         problems = _limit_problems(self, settings, width, height)
         if problems:
-            raise InvalidRequest("request is outside the server's limits", problems)
+            summary = "; ".join(f"{p['field']} {p['message']}" for p in problems)
+            raise InvalidRequest(f"outside the server's limits: {summary}", problems)
         seed = random_seed() if self.seed is None or self.seed < 0 else self.seed
         return GenerationParams(
             prompt=self.prompt,

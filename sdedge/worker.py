@@ -128,10 +128,10 @@ class Worker:
         except GenerationCanceled:
             self._stopped(job, tracker)
         except SdedgeError as exc:
-            self.store.finish(job.id, JobStatus.FAILED, error={"code": exc.code, "message": exc.message})
+            self._fail(job, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
             log.exception("job %s failed", job.id)
-            self.store.finish(job.id, JobStatus.FAILED, error={"code": "internal_error", "message": str(exc)})
+            self._fail(job, "internal_error", str(exc))
         finally:
             self._cleanup(job)
 
@@ -145,16 +145,20 @@ class Worker:
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
         result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
                   "timings": timings}
-        self.store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files))
+        self.store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files),
+                          step=self.current.total if self.current else None)
 
     def _stopped(self, job: Job, tracker: _StepTracker) -> None:
         if tracker.timed_out:
-            message = f"job exceeded JOB_TIMEOUT={self.settings.job_timeout:g} s"
-            self.store.finish(job.id, JobStatus.FAILED, error={"code": "timeout", "message": message})
+            self._fail(job, "timeout", f"job exceeded JOB_TIMEOUT={self.settings.job_timeout:g} s")
         elif self._stopping.is_set() and not tracker.canceled:
             self.store.requeue(job.id)
         else:
-            self.store.finish(job.id, JobStatus.CANCELED, error={"code": "canceled", "message": "canceled"})
+            self._fail(job, "canceled", "canceled on request", JobStatus.CANCELED)
+
+    def _fail(self, job: Job, code: str, message: str, status: JobStatus = JobStatus.FAILED) -> None:
+        step = self.current.step if self.current else None
+        self.store.finish(job.id, status, error={"code": code, "message": message}, step=step)
 
     def _cleanup(self, job: Job) -> None:
         if self.current and self.current.preview:

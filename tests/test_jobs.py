@@ -1,179 +1,104 @@
-"""The job queue in-process on the real engine: order, idempotency, progress, cancel, limits."""
+"""The SQL job store: atomic claims, recovery after a crash, pruning, ordering."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 
-from conftest import _apps, make_settings, start_app
-from sdedge.app import create_app
+from sdedge.errors import Conflict, NotFound
+from sdedge.jobs import JobStatus, JobStore
 
-# A size at which the tiny model's steps take long enough to act on a running job.
-SLOW = {"width": 512, "height": 512}
+PARAMS = {"steps": 4}
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll a condition until it holds; fails the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
 
 
-def submit(client: FlaskClient, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
-    response = client.post("/generate/text2img", json={"prompt": "a kite", "seed": 1, **fields}, headers=headers)
-    assert response.status_code in (200, 202), response.get_json()
-    return response.get_json()
+def add(store: JobStore, priority: int = 0, key: str | None = None) -> str:
+    return store.add("text2img", {"prompt": "x"}, PARAMS, priority=priority, idempotency_key=key)[0].id
 
 
-def job(client: FlaskClient, job_id: str) -> dict[str, Any]:
-    return client.get(f"/jobs/{job_id}").get_json()
+def test_claims_follow_priority_then_fifo(store: JobStore) -> None:
+    ids = [add(store, p) for p in (0, 2, 0, 2, -1)]
+    claimed = [store.claim_next("w").id for _ in ids]  # type: ignore[union-attr]
+    assert claimed == [ids[1], ids[3], ids[0], ids[2], ids[4]]
+    assert store.claim_next("w") is None
 
 
-def finished(client: FlaskClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    return wait_for(lambda: (j := job(client, job_id))["status"] in ("succeeded", "failed", "canceled") and j,
-                    timeout)
+def test_concurrent_workers_never_claim_the_same_job(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = [JobStore(url) for _ in range(4)]  # separate engines: like separate processes
+    ids = {add(stores[0]) for _ in range(40)}
+    claims: list[str] = []
+
+    def drain(store: JobStore, name: str) -> None:
+        while (job := store.claim_next(name)) is not None:
+            claims.append(job.id)
+
+    threads = [threading.Thread(target=drain, args=(s, f"w{i}")) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(claims) == sorted(ids)  # every job exactly once
 
 
-def paused_app(tmp_path: Path, **overrides: object) -> Flask:
-    """An app whose model is not loaded yet, so submitted jobs wait in the queue."""
-    app = create_app(make_settings(tmp_path, **overrides), load_model=False)
-    _apps.append(app)
-    return app
+def test_recovery_requeues_once_then_fails_as_interrupted(store: JobStore) -> None:
+    job_id = add(store)
+    store.claim_next("host:1")
+    assert store.recover("host:") == (1, 0)
+    assert store.get(job_id).status is JobStatus.QUEUED
+    store.claim_next("host:2")
+    assert store.recover("host:") == (0, 1)
+    failed = store.get(job_id)
+    assert failed.status is JobStatus.FAILED and failed.error["code"] == "interrupted"  # type: ignore[index]
 
 
-def test_submit_returns_202_with_the_queued_job(client: FlaskClient) -> None:
-    body = submit(client, steps=2)
-    assert body["status"] in ("queued", "running") and body["type"] == "text2img"
-    assert body["request"]["prompt"] == "a kite" and body["created_at"].endswith("Z")
-    done = finished(client, body["id"])
-    assert done["status"] == "succeeded" and done["progress"]["step"] == done["progress"]["total"] == 2
-    assert done["result"]["seed"] == 1 and client.get(done["result"]["images"][0]).status_code == 200
-    assert done["started_at"] and done["finished_at"] and done["error"] is None
+def test_recovery_leaves_other_hosts_jobs_alone(store: JobStore) -> None:
+    job_id = add(store)
+    store.claim_next("other-host:7")
+    assert store.recover("this-host:") == (0, 0)
+    assert store.get(job_id).status is JobStatus.RUNNING
 
 
-def test_ten_jobs_run_in_priority_then_fifo_order(tmp_path: Path) -> None:
-    app = paused_app(tmp_path)
-    client = app.test_client()
-    priorities = [0, 5, 0, -1, 5, 0, 10, -1, 0, 5]
-    ids = [submit(client, steps=1, priority=p)["id"] for p in priorities]
-    positions = [job(client, i)["position"] for i in ids]
-    app.extensions["sdedge"].loader.start()
-    jobs = [finished(client, i) for i in ids]
-    assert all(j["status"] == "succeeded" for j in jobs)
-    run_order = [j["id"] for j in sorted(jobs, key=lambda j: j["started_at"])]
-    expected = [i for _, _, i in sorted(zip([-p for p in priorities], range(10), ids))]
-    assert run_order == expected
-    assert sorted(positions) == list(range(10)) and positions[ids.index(expected[0])] == 0
+def test_graceful_requeue_does_not_count_an_attempt(store: JobStore) -> None:
+    job_id = add(store)
+    store.claim_next("w")
+    store.requeue(job_id)
+    assert store.get(job_id).attempts == 0 and store.get(job_id).status is JobStatus.QUEUED
 
 
-def test_idempotency_key_returns_the_same_job(client: FlaskClient) -> None:
-    first = submit(client, {"Idempotency-Key": "abc-1"}, steps=1)
-    again = client.post("/generate/text2img", json={"prompt": "other", "steps": 1}, headers={"Idempotency-Key": "abc-1"})
-    assert again.status_code == 200 and again.get_json()["id"] == first["id"]
-    by_body = submit(client, steps=1, transaction_key="tx-9")
-    assert submit(client, steps=1, transactionKey="tx-9")["id"] == by_body["id"]
+def test_prune_by_age_then_by_size_oldest_first(store: JobStore) -> None:
+    ids = [add(store) for _ in range(4)]
+    for i, job_id in enumerate(ids):
+        store.claim_next("w")
+        store.finish(job_id, JobStatus.SUCCEEDED, result={"files": []}, files=[f"{job_id}.png"], size=100)
+    now = time.time()
+    assert [j.id for j in store.prunable(older_than=0, max_total_bytes=250)] == ids[:2]
+    assert [j.id for j in store.prunable(older_than=now + 1, max_total_bytes=10**9)] == ids
+    assert store.prunable(older_than=0, max_total_bytes=10**9) == []
 
 
-def test_cancel_a_queued_job_at_once(tmp_path: Path) -> None:
-    client = paused_app(tmp_path).test_client()
-    queued = submit(client, steps=1)
-    response = client.post(f"/jobs/{queued['id']}/cancel")
-    assert response.status_code == 200 and response.get_json()["success"] is True
-    assert job(client, queued["id"])["status"] == "canceled"
+def test_idempotency_key_is_unique(store: JobStore) -> None:
+    first = add(store, key="k")
+    assert add(store, key="k") == first
+    assert store.counts()["queued"] == 1
 
 
-def test_cancel_a_running_job_stops_it_before_its_last_step(client: FlaskClient) -> None:
-    running = submit(client, steps=50, **SLOW)
-    wait_for(lambda: job(client, running["id"])["progress"]["step"] >= 2)
-    client.post(f"/jobs/{running['id']}/cancel")
-    done = finished(client, running["id"])
-    assert done["status"] == "canceled" and done["progress"]["step"] < 50
-    follower = submit(client, steps=1)  # the device is free again
-    assert finished(client, follower["id"])["status"] == "succeeded"
-
-
-def test_progress_and_previews_while_running(client: FlaskClient) -> None:
-    running = submit(client, steps=30, **SLOW)
-    view = wait_for(lambda: (j := job(client, running["id"]))["preview_url"] and j)
-    assert view["status"] == "running" and view["progress"]["total"] == 30
-    assert view["eta_seconds"] is not None and view["eta_seconds"] >= 0
-    preview = client.get(view["preview_url"])
-    assert preview.status_code == 200 and preview.mimetype == "image/png"
-    status = client.get("/queue/status").get_json()
-    assert status["processingJobs"] == 1 and status["currentJob"]["id"] == running["id"]
-    client.post(f"/jobs/{running['id']}/cancel")
-    assert finished(client, running["id"])["preview_url"] is None
-
-
-def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
-    client = paused_app(tmp_path, max_queue_size=2).test_client()
-    submit(client, steps=1)
-    submit(client, steps=1)
-    response = client.post("/generate/text2img", json={"prompt": "x"})
-    assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
-    assert response.get_json()["error"]["code"] == "queue_full"
-
-
-def test_job_timeout_fails_the_job(tmp_path: Path) -> None:
-    client = start_app(make_settings(tmp_path, job_timeout=0.05)).test_client()
-    done = finished(client, submit(client, steps=50, **SLOW)["id"])
-    assert done["status"] == "failed" and done["error"]["code"] == "timeout"
-
-
-def test_image_falls_back_to_202_past_request_timeout(tmp_path: Path) -> None:
-    client = start_app(make_settings(tmp_path, request_timeout=0.05)).test_client()
-    response = client.post("/image", json={"prompt": "x", "steps": 8, **SLOW})
-    assert response.status_code == 202
-    body = response.get_json()
-    assert body["status"] in ("queued", "running") and body["id"].startswith("job-")
-    assert finished(client, body["id"])["status"] == "succeeded"
-
-
-def test_list_filters_and_pages_newest_first(client: FlaskClient) -> None:
-    ids = [submit(client, steps=1)["id"] for _ in range(3)]
-    for i in ids:
-        finished(client, i)
-    page = client.get("/jobs?limit=2").get_json()
-    assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
-    rest = client.get(f"/jobs?limit=2&before={page['next_before']}").get_json()
-    assert [j["id"] for j in rest["jobs"]] == [ids[0]]
-    assert len(client.get("/jobs?status=succeeded").get_json()["jobs"]) == 3
-    assert client.get("/jobs?status=bogus").status_code == 400
-    assert client.get("/jobs?limit=0").status_code == 400
-
-
-def test_delete_removes_a_finished_job_and_its_files(client: FlaskClient) -> None:
-    done = finished(client, submit(client, steps=1)["id"])
-    url = done["result"]["images"][0]
-    assert client.delete(f"/jobs/{done['id']}").status_code == 200
-    assert client.get(url).status_code == 404
-    assert client.get(f"/jobs/{done['id']}").status_code == 404
-    assert client.delete("/jobs/job-nope").status_code == 404
-
-
-def test_delete_of_a_queued_job_is_a_conflict(tmp_path: Path) -> None:
-    client = paused_app(tmp_path).test_client()
-    queued = submit(client, steps=1)
-    assert client.delete(f"/jobs/{queued['id']}").get_json()["error"]["code"] == "conflict"
-
-
-def test_event_stream_reads_to_done(client: FlaskClient) -> None:
-    running = submit(client, steps=4)
-    text = client.get(f"/jobs/{running['id']}/events").get_data(as_text=True)
-    assert "event: progress" in text and text.rstrip().split("\n\n")[-1].startswith("event: done")
-    assert '"status": "succeeded"' in text.split("event: done")[1]
-
-
-@pytest.mark.parametrize("path", ["/jobs/job-missing", "/jobs/job-missing/events"])
-def test_unknown_job_is_404(client: FlaskClient, path: str) -> None:
-    assert client.get(path).get_json()["error"]["code"] == "not_found"
+def test_cancel_and_delete_rules(store: JobStore) -> None:
+    queued, running = add(store), add(store)
+    store.claim_next("w")  # claims `queued` (FIFO)
+    assert store.cancel(running).status is JobStatus.CANCELED
+    flagged = store.cancel(queued)
+    assert flagged.status is JobStatus.RUNNING and flagged.cancel_requested
+    assert store.set_progress(queued, 1, 4, None) is True  # the worker learns of it at its next write
+    with pytest.raises(Conflict):
+        store.delete(queued)
+    store.delete(running)
+    with pytest.raises(NotFound):
+        store.get(running)
