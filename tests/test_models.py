@@ -29,7 +29,7 @@ from sdedge.models import (
     model_problem,
     resolve_model,
 )
-from tests.conftest import FIXTURE_MODEL, make_settings
+from conftest import FIXTURE_MODEL, make_settings
 
 REPO = "test-org/tiny-sd-int8-ov"
 SHA = "0123456789abcdef0123456789abcdef01234567"
