@@ -11,10 +11,10 @@ from flask import Blueprint, Response, jsonify, request, send_file
 from sdedge import __version__, models
 from sdedge.app import Services, services
 from sdedge.engine import SAMPLERS
-from sdedge.errors import NotFound, error_for
+from sdedge.errors import InvalidRequest, NotFound, error_for
 from sdedge.jobs import Job, JobStatus
-from sdedge.jobs_api import file_url, iso, job_view, json_body, submit
-from sdedge.schemas import ImageResponse
+from sdedge.jobs_api import file_url, iso, job_view, request_body, submit
+from sdedge.schemas import REQUEST_MODELS, ImageResponse
 from sdedge.storage import A1111_SAMPLER_NAMES
 
 bp = Blueprint("api", __name__)
@@ -24,10 +24,14 @@ SAMPLER_NOTES = {"lms": "runs as DDIM: openvino-genai deprecated LMS_DISCRETE", 
 
 @bp.post("/image")
 def generate_image() -> tuple[Response, int]:
-    """Queue a text-to-image job and wait for it up to REQUEST_TIMEOUT; past that, 202 with the job."""
+    """Queue a job (text2img, or `mode`: img2img, inpaint, style-transfer) and wait up to REQUEST_TIMEOUT; else 202."""
     svc = services()
     svc.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
-    job, _ = submit(svc, "text2img", json_body())
+    body, files = request_body()
+    mode = str(body.pop("mode", "text2img"))
+    if mode not in REQUEST_MODELS:
+        raise InvalidRequest(f"unknown mode {mode!r}", {"field": "mode", "valid": list(REQUEST_MODELS)})
+    job, _ = submit(svc, mode, body, files)
     job = wait_for_job(svc, job.id, svc.settings.request_timeout)
     if job.status is JobStatus.SUCCEEDED:
         return jsonify(image_response(svc, job)), 200

@@ -23,6 +23,7 @@ class Services:
 
     settings: Settings
     store: ImageStore
+    inputs: ImageStore
     loader: EngineLoader
     jobs: JobStore
     notifier: Notifier
@@ -66,15 +67,18 @@ def build_services(settings: Settings) -> Services:
     """Wire the store, loader, job store and worker for one app."""
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    images = ImageStore(settings.generated_images_dir)
+    images, inputs = ImageStore(settings.generated_images_dir), ImageStore(settings.data_dir / "inputs")
     loader, jobs, notifier = EngineLoader(settings), JobStore(settings.job_database_url), Notifier()
-    worker = Worker(settings, jobs, images, loader, notifier)
-    return Services(settings, images, loader, jobs, notifier, worker)
+    worker = Worker(settings, jobs, images, inputs, loader, notifier)
+    return Services(settings, images, inputs, loader, jobs, notifier, worker)
 
 
 def _register_blueprints(app: Flask) -> None:
-    from sdedge import api, jobs_api, page
+    from sdedge import a1111, api, jobs_api, openai_api, openapi, page
 
     app.register_blueprint(api.bp)
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(page.bp)
+    app.register_blueprint(a1111.bp)
+    app.register_blueprint(openai_api.bp)
+    app.register_blueprint(openapi.bp)

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     max_height: int = Field(1024, ge=8, description="Largest image height in pixels.")
     max_steps: int = Field(100, ge=1, description="Most inference steps per image.")
     max_images: int = Field(4, ge=1, description="Most images per request.")
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest uploaded image file in bytes.")
+    max_input_pixels: int = Field(4096 * 4096, ge=4096, description="Most pixels (width x height) of an uploaded image.")
     default_steps: int = Field(20, ge=1, description="Steps when a request gives none.")
     default_guidance_scale: float = Field(7.5, ge=0, description="Guidance scale when a request gives none.")
     default_size: int = Field(512, ge=8, description="Width and height when a request gives none.")

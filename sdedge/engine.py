@@ -12,14 +12,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from sdedge.errors import GenerationCanceled, GenerationError
+from sdedge.images import composite
+from sdedge.rng import genai_generator
+from sdedge.style import VaeEncoder, adain, img2img_strength
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,16 @@ class GenerationParams:
     sampler: str
     seed: int
     num_images: int = 1
+    mode: str = "text2img"
+    strength: float = 1.0
+    style_strength: float = 0.7
+    content_strength: float = 0.3
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GenerationParams:
+        """Rebuild from to_dict() output (a stored job), ignoring keys that are not parameters."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
 
     def seed_for(self, index: int) -> int:
         """Image i of a batch uses seed+i, as AUTOMATIC1111 does, so each image is reproducible alone."""
@@ -95,6 +108,15 @@ StepCallback = Callable[[StepEvent], bool]
 
 
 @dataclass
+class ImageInputs:
+    """Input images, already fitted to the output size: init/inpaint/content image, mask, style image."""
+
+    image: Image.Image | None = None
+    mask: Image.Image | None = None
+    style: Image.Image | None = None
+
+
+@dataclass
 class GenerationOutput:
     """Images produced by one request, with their seeds and stage timings in milliseconds."""
 
@@ -110,7 +132,8 @@ class Engine(Protocol):
     requested_device: str
     device: str
 
-    def generate(self, params: GenerationParams, on_step: StepCallback | None = None) -> GenerationOutput:
+    def generate(self, params: GenerationParams, on_step: StepCallback | None = None,
+                 inputs: ImageInputs | None = None) -> GenerationOutput:
         """Run one request; raise GenerationCanceled when on_step asked to stop."""
         ...
 
@@ -119,43 +142,18 @@ class Engine(Protocol):
         ...
 
 
-def _never_stop(_: StepEvent) -> bool:
+def never_stop(_: StepEvent) -> bool:
+    """The default step callback: never asks to stop."""
     return False
 
 
-class MockEngine:
-    """Placeholder images for USE_MOCKS=true: no model, same interface."""
+@dataclass
+class _Pipelines:
+    """openvino-genai pipelines sharing one set of compiled weights (inpaint is None without a VAE encoder)."""
 
-    name = "mock"
-
-    def __init__(self, requested_device: str = "CPU") -> None:
-        self.requested_device = requested_device
-        self.device = "mock"
-
-    def generate(self, params: GenerationParams, on_step: StepCallback | None = None) -> GenerationOutput:
-        """Draw a seed-coloured gradient labelled MOCK, calling on_step like the real engine."""
-        on_step = on_step or _never_stop
-        images = []
-        for index in range(params.num_images):
-            for step in range(1, params.steps + 1):
-                if on_step(StepEvent(index, params.num_images, step, params.steps)):
-                    raise GenerationCanceled("generation canceled")
-            images.append(_placeholder(params.width, params.height, params.seed_for(index)))
-        return GenerationOutput(images, [params.seed_for(i) for i in range(params.num_images)])
-
-    def info(self) -> dict[str, Any]:
-        """Mock facts."""
-        return {"engine": self.name, "compiled_shapes": []}
-
-
-def _placeholder(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    ramp = np.linspace(0.0, 1.0, width)[None, :, None]
-    pixels = (start + (end - start) * ramp).astype(np.uint8)
-    image = Image.fromarray(np.broadcast_to(pixels, (height, width, 3)).copy())
-    ImageDraw.Draw(image).text((4, 4), "MOCK", fill=(255, 255, 255))
-    return image
+    text2image: Any
+    image2image: Any = None
+    inpaint: Any = None
 
 
 class OpenVINOEngine:
@@ -172,45 +170,58 @@ class OpenVINOEngine:
         self.requested_device = requested_device
         self._properties: dict[str, Any] = {"CACHE_DIR": str(cache_dir)} if cache_dir else {}
         self._schedulers: dict[str, Any] = {}
-        self._static: OrderedDict[tuple[int, int, bool], Any] = OrderedDict()
+        self._static: OrderedDict[tuple[int, int, bool], _Pipelines] = OrderedDict()
         self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
         self.device = pick_device(requested_device)
         self._load_pipelines()
+        self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
 
     # -- loading -----------------------------------------------------------------------------
     def _load_pipelines(self) -> None:
         started = time.perf_counter()
         if self.device != "CPU":
             try:
-                self._static_pipeline(512, 512, True)
+                self._static_pipelines(512, 512, True)
             except Exception as exc:  # noqa: BLE001 - any compile failure means "use the CPU"
                 log.warning("compiling for %s failed (%s); falling back to CPU", self.device, exc)
                 self._static.clear()
                 self.device = "CPU"
         if self.device == "CPU":
-            self._dynamic = self._genai.Text2ImagePipeline(self.model_path, "CPU", **self._properties)
+            self._dynamic = self._build(lambda pipe: None, lambda cls: cls(self.model_path, "CPU", **self._properties))
         self.load_seconds = time.perf_counter() - started
         log.info("model %s ready on %s in %.1f s", self.model_path, self.device, self.load_seconds)
 
-    def _static_pipeline(self, width: int, height: int, guided: bool) -> Any:
-        """GPU/NPU need static shapes: one compiled pipeline per shape, least recently used evicted."""
-        key = (width, height, guided)
-        if key in self._static:
-            self._static.move_to_end(key)
-            return self._static[key]
-        pipe = self._genai.Text2ImagePipeline(self.model_path)
-        pipe.reshape(1, height, width, 7.5 if guided else 1.0)
-        pipe.compile(self.device, **self._properties)
-        self._static[key] = pipe
-        while len(self._static) > self._static_cache_size:
-            self._static.popitem(last=False)
-        return pipe
+    def _build(self, compile_step: Callable[[Any], None], construct: Callable[[Any], Any]) -> _Pipelines:
+        """One InpaintingPipeline with Text2Image and Image2Image derived from it: the weights are shared."""
+        try:
+            inpaint = construct(self._genai.InpaintingPipeline)
+        except Exception as exc:  # noqa: BLE001 - e.g. no vae_encoder: text-to-image still works
+            log.warning("image inputs unavailable (%s); serving text-to-image only", exc)
+            text2image = construct(self._genai.Text2ImagePipeline)
+            compile_step(text2image)
+            return _Pipelines(text2image)
+        compile_step(inpaint)
+        return _Pipelines(self._genai.Text2ImagePipeline(inpaint), self._genai.Image2ImagePipeline(inpaint), inpaint)
 
-    def _pipeline(self, params: GenerationParams) -> Any:
+    def _static_pipelines(self, width: int, height: int, guided: bool) -> _Pipelines:
+        """GPU/NPU need static shapes: one compiled set per shape, least recently used evicted."""
+        key = (width, height, guided)
+        if key not in self._static:
+            def compile_step(pipe: Any) -> None:
+                pipe.reshape(1, height, width, 7.5 if guided else 1.0)
+                pipe.compile(self.device, **self._properties)
+
+            self._static[key] = self._build(compile_step, lambda cls: cls(self.model_path))
+            while len(self._static) > self._static_cache_size:
+                self._static.popitem(last=False)
+        self._static.move_to_end(key)
+        return self._static[key]
+
+    def _pipelines(self, params: GenerationParams) -> _Pipelines:
         if self.device == "CPU":
             return self._dynamic
-        return self._static_pipeline(params.width, params.height, params.guidance_scale > 1.0)
+        return self._static_pipelines(params.width, params.height, params.guidance_scale > 1.0)
 
     def _scheduler(self, sampler: str) -> Any:
         if sampler not in self._schedulers:
@@ -219,54 +230,120 @@ class OpenVINOEngine:
             self._schedulers[sampler] = self._genai.Scheduler.from_config(config, kind)
         return self._schedulers[sampler]
 
+    @property
+    def supports_image_inputs(self) -> bool:
+        """True when the model has a VAE encoder, so img2img, inpainting and style transfer work."""
+        sets = [self._dynamic] if self.device == "CPU" else list(self._static.values())
+        return bool(sets) and sets[0].inpaint is not None
+
     # -- generating --------------------------------------------------------------------------
-    def generate(self, params: GenerationParams, on_step: StepCallback | None = None) -> GenerationOutput:
+    def generate(self, params: GenerationParams, on_step: StepCallback | None = None,
+                 inputs: ImageInputs | None = None) -> GenerationOutput:
         """Generate params.num_images images one by one (seed+i each), stopping when on_step says so."""
-        on_step = on_step or _never_stop
+        on_step = on_step or never_stop
+        inputs = inputs or ImageInputs()
         output = GenerationOutput([], [])
         with self._lock:  # a genai pipeline runs one generate at a time
-            pipe = self._pipeline(params)
-            pipe.set_scheduler(self._scheduler(params.sampler))
+            pipes = self._pipelines(params)
+            if params.mode == "style-transfer":
+                inputs = self._stylize(pipes, params, inputs)
             for index in range(params.num_images):
-                output.images.append(self._generate_one(pipe, params, index, on_step))
+                output.images.append(self._generate_one(pipes, params, inputs, index, on_step))
                 output.seeds.append(params.seed_for(index))
-                _add_timings(output.timings, pipe.get_performance_metrics())
+                _add_timings(output.timings, pipes.text2image.get_performance_metrics())
         return output
 
-    def _generate_one(self, pipe: Any, params: GenerationParams, index: int, on_step: StepCallback) -> Image.Image:
+    def _stylize(self, pipes: _Pipelines, params: GenerationParams, inputs: ImageInputs) -> ImageInputs:
+        """AdaIN of the content latents towards the style's, decoded back to an init image."""
+        if inputs.image is None or inputs.style is None:
+            raise GenerationError("style transfer needs a content and a style image")
+        content, style = self._vae_encoder.encode(inputs.image), self._vae_encoder.encode(inputs.style)
+        mixed = adain(content, style, params.style_strength)
+        decoded = pipes.text2image.decode(self._ov_tensor(mixed))
+        return ImageInputs(image=Image.fromarray(np.asarray(decoded.data)[0]))
+
+    def _generate_one(self, pipes: _Pipelines, params: GenerationParams, inputs: ImageInputs, index: int,
+                      on_step: StepCallback) -> Image.Image:
         stop = threading.Event()
 
         def callback(step: int, num_steps: int, latent: Any) -> bool:
-            if stop.is_set():
-                return True
-            event = StepEvent(index, params.num_images, step + 1, num_steps, _latent_array(latent))
-            if on_step(event):
+            if not stop.is_set() and on_step(StepEvent(index, params.num_images, step + 1, num_steps,
+                                                       _latent_array(latent))):
                 stop.set()
             return stop.is_set()
 
-        kwargs: dict[str, Any] = {
-            "width": params.width,
-            "height": params.height,
-            "num_inference_steps": params.steps,
-            "guidance_scale": params.guidance_scale,
-            "num_images_per_prompt": 1,
-            "generator": self._genai.TorchGenerator(params.seed_for(index)),
-            "callback": callback,
-        }
-        if params.guidance_scale > 1.0:  # genai refuses a negative prompt it would ignore
-            kwargs["negative_prompt"] = params.negative_prompt
+        pipe, args, kwargs = self._call_for(pipes, params, inputs)
+        if pipe is None:  # strength 0: nothing to denoise, the input is the answer
+            return args[0]
+        pipe.set_scheduler(self._scheduler(params.sampler))
+        kwargs.update(self._common_kwargs(params, index), callback=callback)
         try:
-            tensor = pipe.generate(params.prompt, **kwargs)
+            tensor = pipe.generate(params.prompt, *args, **kwargs)
         except Exception as exc:
             raise GenerationError(f"generation failed: {exc}") from exc
         if stop.is_set():
             raise GenerationCanceled("generation canceled")
-        return Image.fromarray(np.asarray(tensor.data)[0])
+        image = Image.fromarray(np.asarray(tensor.data)[0])
+        if params.mode == "inpaint" and inputs.image is not None and inputs.mask is not None:
+            return composite(inputs.image, image, inputs.mask)  # unmasked pixels stay exactly as given
+        return image
+
+    def _call_for(self, pipes: _Pipelines, params: GenerationParams,
+                  inputs: ImageInputs) -> tuple[Any, list[Any], dict[str, Any]]:
+        """The pipeline, positional image arguments and mode-specific keywords for params.mode."""
+        if params.mode == "text2img":
+            return pipes.text2image, [], {"width": params.width, "height": params.height}
+        if pipes.inpaint is None or inputs.image is None:
+            raise GenerationError(f"{params.mode} needs an input image and a model with a VAE encoder")
+        strength = img2img_strength(params.content_strength) if params.mode == "style-transfer" else params.strength
+        if strength <= 0:
+            return None, [inputs.image], {}
+        if params.mode == "inpaint":
+            if inputs.mask is None:
+                raise GenerationError("inpainting needs a mask")
+            images = [self._ov_image(inputs.image), self._ov_image(inputs.mask.convert("RGB"))]
+            return pipes.inpaint, images, {"strength": strength}
+        return pipes.image2image, [self._ov_image(inputs.image)], {"strength": strength}
+
+    def _common_kwargs(self, params: GenerationParams, index: int) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "num_inference_steps": params.steps,
+            "guidance_scale": params.guidance_scale,
+            "num_images_per_prompt": 1,
+            "generator": genai_generator(params.seed_for(index)),
+        }
+        if params.guidance_scale > 1.0:  # genai refuses a negative prompt it would ignore
+            kwargs["negative_prompt"] = params.negative_prompt
+        return kwargs
+
+    @staticmethod
+    def _ov_image(image: Image.Image) -> Any:
+        import openvino as ov
+
+        return ov.Tensor(np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8)[None]))
+
+    @staticmethod
+    def _ov_tensor(array: np.ndarray) -> Any:
+        import openvino as ov
+
+        return ov.Tensor(np.ascontiguousarray(array))
 
     def info(self) -> dict[str, Any]:
         """Device and compiled shapes for /health."""
         shapes = ["dynamic"] if self.device == "CPU" else [f"{w}x{h}{'' if g else ' no-cfg'}" for w, h, g in self._static]
-        return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3)}
+        return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3),
+                "image_inputs": self.supports_image_inputs}
+
+
+def _scaling_factor(model_path: Path) -> float:
+    """The VAE's latent scaling factor (0.18215 for SD 1.5) from its config."""
+    import json
+
+    try:
+        config = json.loads((Path(model_path) / "vae_decoder" / "config.json").read_text())
+        return float(config.get("scaling_factor", 0.18215))
+    except (OSError, ValueError):
+        return 0.18215
 
 
 def _latent_array(latent: Any) -> np.ndarray | None:

@@ -14,8 +14,9 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from sdedge.app import Services, services
 from sdedge.errors import InvalidRequest, ModelError, QueueFull, UnsupportedMediaType
 from sdedge.jobs import Job, JobStatus
-from sdedge.schemas import GenerateRequest
-from sdedge.worker import job_progress
+from sdedge.modes import prepare, stored_request
+from sdedge.schemas import REQUEST_MODELS, GenerateRequest
+from sdedge.worker import job_progress, remove_job_files
 
 bp = Blueprint("jobs", __name__)
 
@@ -77,19 +78,36 @@ def _result_view(svc: Services, result: dict[str, Any] | None) -> dict[str, Any]
             **{k: v for k, v in result.items() if k != "files"}}
 
 
-def submit(svc: Services, job_type: str, body: dict[str, Any]) -> tuple[Job, bool]:
+def submit(svc: Services, job_type: str, body: dict[str, Any],
+           files: dict[str, bytes] | None = None) -> tuple[Job, bool]:
     """Validate and queue a generation; the same idempotency key returns the first job."""
     if svc.worker.stopping:
         raise ModelError("the server is shutting down; retry shortly")
-    parsed = GenerateRequest.model_validate(body)
-    params = parsed.to_params(svc.settings)
+    parsed = REQUEST_MODELS[job_type].model_validate({**body, **(files or {})})
     key = request.headers.get("Idempotency-Key") or parsed.transaction_key
     if key and (existing := svc.jobs.find_by_key(key)):
         return existing, False
+    _check_image_support(svc, parsed)
     _check_queue_room(svc)
-    job, created = svc.jobs.add(job_type, body, params.to_dict(), priority=parsed.priority, idempotency_key=key)
+    params, inputs = prepare(parsed, svc.settings, svc.inputs)
+    job, created = svc.jobs.add(job_type, stored_request(body, parsed), {**params.to_dict(), "inputs": inputs},
+                                priority=parsed.priority, idempotency_key=key)
     svc.notifier.notify()
     return job, created
+
+
+def _check_image_support(svc: Services, parsed: GenerateRequest) -> None:
+    if parsed.image_fields() and svc.loader.ready and not svc.loader.supports_image_inputs():
+        raise ModelError("this model has no VAE encoder: image-to-image, inpainting and style transfer "
+                         "are unavailable")
+
+
+def request_body() -> tuple[dict[str, Any], dict[str, bytes]]:
+    """JSON body, or multipart form fields plus uploaded files (by field name)."""
+    if request.mimetype == "multipart/form-data":
+        files = {name: upload.read() for name, upload in request.files.items()}
+        return request.form.to_dict(), files
+    return json_body(), {}
 
 
 def _check_queue_room(svc: Services) -> None:
@@ -101,12 +119,17 @@ def _check_queue_room(svc: Services) -> None:
                         {"queued": queued, "max_queue_size": svc.settings.max_queue_size}, {"Retry-After": retry})
 
 
-@bp.post("/generate/text2img")
-def submit_text2img() -> tuple[Response, int]:
-    """Queue a text-to-image job; 202 with the job (200 when an idempotency key matched)."""
+def submit_mode(mode: str) -> tuple[Response, int]:
+    """Queue a job of one mode; 202 with the job (200 when an idempotency key matched)."""
     svc = services()
-    job, created = submit(svc, "text2img", json_body())
+    body, files = request_body()
+    job, created = submit(svc, mode, body, files)
     return jsonify(job_view(svc, job)), 202 if created else 200
+
+
+for _mode in REQUEST_MODELS:
+    bp.add_url_rule(f"/generate/{_mode}", f"submit_{_mode.replace('-', '_')}", submit_mode,
+                    methods=["POST"], defaults={"mode": _mode})
 
 
 @bp.get("/jobs/<job_id>")
@@ -160,7 +183,7 @@ def delete_job(job_id: str) -> Response:
     """Remove a finished job and its images."""
     svc = services()
     job = svc.jobs.delete(job_id)
-    svc.store.delete(job.files)
+    remove_job_files(svc.store, svc.inputs, job)
     return jsonify({"deleted": job.id})
 
 

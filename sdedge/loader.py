@@ -12,7 +12,8 @@ from typing import Any
 
 from sdedge import models
 from sdedge.config import Settings
-from sdedge.engine import Engine, MockEngine, OpenVINOEngine
+from sdedge.engine import Engine, OpenVINOEngine
+from sdedge.mock import MockEngine
 from sdedge.errors import ModelNotReady, SdedgeError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ class EngineLoader:
     def model_name(self) -> str:
         """Short model name for image metadata: the repo or folder's last part."""
         return self.settings.stable_diffusion_repo_id.rstrip("/\\").split("/")[-1]
+
+    def supports_image_inputs(self) -> bool:
+        """Whether the loaded engine can take input images (the mock always can)."""
+        return bool(getattr(self._engine, "supports_image_inputs", True))
 
     @property
     def ready(self) -> bool:

@@ -6,7 +6,7 @@ Limits that depend on settings are applied by `to_params`, which also fills the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -64,10 +64,17 @@ class GenerateRequest(BaseModel):
             raise ValueError(f"unknown sampler {value!r}; valid: {', '.join(SAMPLERS)}, plms")
         return name
 
-    def to_params(self, settings: Settings) -> GenerationParams:
-        """Apply defaults and the limits from settings; raise InvalidRequest naming each bad field."""
-        width = self.width or settings.default_size
-        height = self.height or settings.default_size
+    def image_fields(self) -> dict[str, str | bytes]:
+        """The input images this request carries, by field name (none for text-to-image)."""
+        return {}
+
+    def mode_params(self) -> dict[str, Any]:
+        """Mode-specific engine parameters."""
+        return {"mode": "text2img"}
+
+    def to_params(self, settings: Settings, input_size: tuple[int, int] | None = None) -> GenerationParams:
+        """Apply defaults (size from input_size when given) and the limits; InvalidRequest names each bad field."""
+        width, height = self._size(settings, input_size)
         problems = _limit_problems(self, settings, width, height)
         if problems:
             summary = "; ".join(f"{p['field']} {p['message']}" for p in problems)
@@ -83,7 +90,106 @@ class GenerateRequest(BaseModel):
             sampler=self.sampler or settings.default_sampler,
             seed=seed,
             num_images=self.num_images,
+            **self.mode_params(),
         )
+
+    def _size(self, settings: Settings, input_size: tuple[int, int] | None) -> tuple[int, int]:
+        """Requested size; a missing side follows input_size's aspect (the input image, scaled) or DEFAULT_SIZE."""
+        if input_size is None:
+            return self.width or settings.default_size, self.height or settings.default_size
+        aspect = input_size[0] / input_size[1]
+        if self.width and not self.height:
+            return self.width, _multiple_of_8(self.width / aspect)
+        if self.height and not self.width:
+            return _multiple_of_8(self.height * aspect), self.height
+        return self.width or input_size[0], self.height or input_size[1]
+
+
+def _multiple_of_8(value: float) -> int:
+    return max(8, int(round(value / 8)) * 8)
+
+
+ImageValue = str | bytes
+ResizeMode = Literal["crop", "fit", "stretch"]
+def _resize_field() -> Any:
+    return Field("crop", validation_alias=_aliases("resize_mode", "resizeMode"),
+                 description="How an input is fitted to width x height: crop (cover), fit (pad) or stretch.")
+
+
+class Img2ImgRequest(GenerateRequest):
+    """Image-to-image: the text fields plus an init image and a strength."""
+
+    init_image: ImageValue = Field(..., validation_alias=_aliases("init_image", "initImage", "image"),
+                                   description="PNG, JPEG or WebP: data URL, bare base64, or a multipart file.")
+    strength: float = Field(0.75, ge=0, le=1, validation_alias=_aliases("strength", "denoising_strength"),
+                            description="0 returns the input unchanged, 1 repaints it entirely.")
+    resize_mode: ResizeMode = _resize_field()
+
+    def image_fields(self) -> dict[str, ImageValue]:
+        """The init image."""
+        return {"init_image": self.init_image}
+
+    def mode_params(self) -> dict[str, Any]:
+        """img2img strength."""
+        return {"mode": "img2img", "strength": self.strength}
+
+
+class InpaintRequest(GenerateRequest):
+    """Inpainting: repaint where the mask is white, keep the rest pixel for pixel."""
+
+    image: ImageValue = Field(..., validation_alias=_aliases("image", "init_image", "initImage"),
+                              description="The picture to edit.")
+    mask: ImageValue = Field(..., validation_alias=_aliases("mask", "mask_image", "maskImage"),
+                             description="White repaints, black keeps; resized to the image when sizes differ.")
+    strength: float = Field(1.0, ge=0, le=1,
+                            validation_alias=_aliases("strength", "inpaintingStrength", "inpainting_strength"),
+                            description="How much the masked area changes.")
+    mask_blur: int = Field(4, ge=0, le=64, validation_alias=_aliases("mask_blur", "maskBlur"),
+                           description="Feather the mask edge by this many pixels.")
+    invert_mask: bool = Field(False, validation_alias=_aliases("invert_mask", "invertMask"),
+                              description="Repaint the black part instead.")
+    resize_mode: ResizeMode = _resize_field()
+
+    def image_fields(self) -> dict[str, ImageValue]:
+        """Image and mask."""
+        return {"image": self.image, "mask": self.mask}
+
+    def mode_params(self) -> dict[str, Any]:
+        """Inpainting strength."""
+        return {"mode": "inpaint", "strength": self.strength}
+
+
+class StyleTransferRequest(GenerateRequest):
+    """Style transfer: AdaIN in the VAE's latent space, then image-to-image (prompt optional)."""
+
+    prompt: str = Field("", description="Optional description of the result.")
+    content_image: ImageValue = Field(..., validation_alias=_aliases("content_image", "contentImage"),
+                                      description="The picture whose layout is kept.")
+    style_image: ImageValue = Field(..., validation_alias=_aliases("style_image", "styleImage"),
+                                    description="The picture whose colours and texture are borrowed.")
+    style_strength: float = Field(0.7, ge=0, le=1, validation_alias=_aliases("style_strength", "styleStrength"),
+                                  description="How far the content's latent statistics move to the style's.")
+    content_strength: float = Field(0.3, ge=0, le=1,
+                                    validation_alias=_aliases("content_strength", "contentStrength"),
+                                    description="How much of the content survives the final repaint.")
+    resize_mode: ResizeMode = _resize_field()
+
+    def image_fields(self) -> dict[str, ImageValue]:
+        """Content and style images."""
+        return {"content_image": self.content_image, "style_image": self.style_image}
+
+    def mode_params(self) -> dict[str, Any]:
+        """Style and content strengths."""
+        return {"mode": "style-transfer", "style_strength": self.style_strength,
+                "content_strength": self.content_strength}
+
+
+REQUEST_MODELS: dict[str, type[GenerateRequest]] = {
+    "text2img": GenerateRequest,
+    "img2img": Img2ImgRequest,
+    "inpaint": InpaintRequest,
+    "style-transfer": StyleTransferRequest,
+}
 
 
 def _limit_problems(req: GenerateRequest, settings: Settings, width: int, height: int) -> list[dict[str, Any]]:

@@ -50,17 +50,27 @@ class ImageStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def save(self, name: str, image: Image.Image, parameters: str) -> str:
+    def save(self, name: str, image: Image.Image, parameters: str | None = None) -> str:
         """Write image as name.png with a 'parameters' text chunk; atomic, so readers never see half a file."""
         filename = f"{name}.png"
         self._check_name(filename)
         info = PngInfo()
-        info.add_text("parameters", parameters)
+        if parameters is not None:
+            info.add_text("parameters", parameters)
         target = self.root / filename
         partial = target.with_name(f".{filename}.part")
         image.save(partial, format="PNG", pnginfo=info)
         os.replace(partial, target)
         return filename
+
+    def load(self, filename: str) -> Image.Image:
+        """Open one of our files fully into memory."""
+        path = self.path(filename)
+        if path is None:
+            raise FileNotFoundError(filename)
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
 
     def save_preview(self, job_id: str, image: Image.Image) -> str:
         """Overwrite the job's preview (fast PNG settings: it is replaced within seconds)."""

@@ -18,6 +18,7 @@ from sdedge.engine import GenerationOutput, GenerationParams, StepEvent
 from sdedge.errors import GenerationCanceled, SdedgeError
 from sdedge.jobs import Job, JobStatus, JobStore, worker_name
 from sdedge.loader import EngineLoader
+from sdedge.modes import load_inputs
 from sdedge.previews import preview_image
 from sdedge.storage import ImageStore, infotext
 
@@ -70,9 +71,9 @@ class Progress:
 class Worker:
     """Claims jobs and runs them on the loader's engine."""
 
-    def __init__(self, settings: Settings, store: JobStore, images: ImageStore, loader: EngineLoader,
-                 notifier: Notifier) -> None:
-        self.settings, self.store, self.images, self.loader = settings, store, images, loader
+    def __init__(self, settings: Settings, store: JobStore, images: ImageStore, inputs: ImageStore,
+                 loader: EngineLoader, notifier: Notifier) -> None:
+        self.settings, self.store, self.images, self.inputs, self.loader = settings, store, images, inputs, loader
         self.notifier = notifier
         self.name = worker_name()
         self.current: Progress | None = None
@@ -118,12 +119,13 @@ class Worker:
 
     # -- running one job -----------------------------------------------------------------------
     def _run(self, job: Job) -> None:
-        params = GenerationParams(**job.params)
+        params = GenerationParams.from_dict(job.params)
         self.current = Progress(job.id, params.steps * params.num_images)
         self.notifier.notify()
         tracker = _StepTracker(self, job, params)
         try:
-            output = self.loader.engine().generate(params, tracker.on_step)
+            inputs = load_inputs(job.params.get("inputs", {}), self.inputs)
+            output = self.loader.engine().generate(params, tracker.on_step, inputs)
             self._succeed(job, params, output)
         except GenerationCanceled:
             self._stopped(job, tracker)
@@ -176,7 +178,7 @@ class Worker:
         cutoff = now - self.settings.job_retention_hours * 3600
         victims = self.store.prunable(cutoff, self.settings.max_output_mb * 1024 * 1024)
         for job in victims:
-            self.images.delete(job.files)
+            remove_job_files(self.images, self.inputs, job)
         if victims:
             self.store.remove([job.id for job in victims])
             log.info("pruned %d old job(s)", len(victims))
@@ -222,6 +224,12 @@ class _StepTracker:
         self._last_preview = now
         image = preview_image(event.latent, self.params.width, self.params.height)
         progress.preview = self.worker.images.save_preview(self.job.id, image)
+
+
+def remove_job_files(images: ImageStore, inputs: ImageStore, job: Job) -> None:
+    """Delete a job's generated images and its stored inputs."""
+    images.delete(job.files)
+    inputs.delete(list(job.params.get("inputs", {}).values()))
 
 
 def job_progress(job: Job, live: Progress | None) -> dict[str, Any]:
