@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     )
     openvino_device: str = Field("GPU", description="Inference device: GPU, CPU, NPU or AUTO; falls back to CPU.")
     compile_cache: bool = Field(True, description="Keep OpenVINO's compiled-model cache under MODELS_CACHE_DIR.")
+    warmup: bool = Field(False, description="Run one step at DEFAULT_SIZE after loading, so the first image is not slower.")
+    ov_num_threads: int = Field(0, ge=0, description="OpenVINO CPU inference threads (0: all cores).")
+    ov_performance_hint: Literal["LATENCY", "THROUGHPUT"] = Field(
+        "LATENCY", description="OpenVINO performance hint: LATENCY suits one job at a time."
+    )
+    ov_enable_mmap: bool = Field(True, description="Map model weights from disk instead of copying them into memory.")
     static_pipeline_cache_size: int = Field(
         4, ge=1, le=32, description="GPU/NPU: how many compiled static-shape pipelines to keep."
     )
@@ -111,6 +117,15 @@ class Settings(BaseSettings):
     def job_database_url(self) -> str:
         """DATABASE_URL, or an SQLite file in DATA_DIR."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+
+    def ov_properties(self) -> dict[str, object]:
+        """OpenVINO compile properties from the settings (cache, threads, hint, mmap)."""
+        properties: dict[str, object] = {"PERFORMANCE_HINT": self.ov_performance_hint, "ENABLE_MMAP": self.ov_enable_mmap}
+        if self.compile_cache:
+            properties["CACHE_DIR"] = str(self.ov_cache_dir)
+        if self.ov_num_threads:
+            properties["INFERENCE_NUM_THREADS"] = self.ov_num_threads
+        return properties
 
     @property
     def ov_cache_dir(self) -> Path:

@@ -161,14 +161,14 @@ class OpenVINOEngine:
 
     name = "openvino-genai"
 
-    def __init__(self, model_path: Path, requested_device: str, *, cache_dir: Path | None = None,
+    def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
                  static_cache_size: int = 4) -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
         self.model_path = Path(model_path)
         self.requested_device = requested_device
-        self._properties: dict[str, Any] = {"CACHE_DIR": str(cache_dir)} if cache_dir else {}
+        self._properties: dict[str, Any] = dict(properties or {})  # CACHE_DIR, threads, hint, mmap
         self._schedulers: dict[str, Any] = {}
         self._static: OrderedDict[tuple[int, int, bool], _Pipelines] = OrderedDict()
         self._static_cache_size = static_cache_size

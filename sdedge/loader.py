@@ -12,7 +12,7 @@ from typing import Any
 
 from sdedge import models
 from sdedge.config import Settings
-from sdedge.engine import Engine, OpenVINOEngine
+from sdedge.engine import Engine, GenerationParams, OpenVINOEngine
 from sdedge.mock import MockEngine
 from sdedge.errors import ModelNotReady, SdedgeError
 
@@ -82,7 +82,10 @@ class EngineLoader:
 
     def _load(self) -> None:
         try:
-            self._engine = self._build_engine()
+            engine = self._build_engine()
+            if self.settings.warmup:
+                self._warm_up(engine)
+            self._engine = engine
             self._set(LoadState.READY, None)
         except _ModelMissing as exc:
             self._set(LoadState.MISSING, str(exc))
@@ -109,9 +112,16 @@ class EngineLoader:
         return OpenVINOEngine(
             path,
             self.settings.openvino_device,
-            cache_dir=self.settings.ov_cache_dir if self.settings.compile_cache else None,
+            properties=self.settings.ov_properties(),
             static_cache_size=self.settings.static_pipeline_cache_size,
         )
+
+    def _warm_up(self, engine: Engine) -> None:
+        """One step at the default size: first-inference allocations (and static compiles) happen now."""
+        self._set(LoadState.COMPILING, "warming up")
+        size = self.settings.default_size
+        engine.generate(GenerationParams("", "", size, size, 1, self.settings.default_guidance_scale,
+                                         self.settings.default_sampler, 0))
 
     def _on_download(self, done: int, total: int) -> None:
         self.download_progress = {"downloaded_bytes": done, "total_bytes": total}

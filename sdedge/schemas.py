@@ -19,6 +19,11 @@ def _aliases(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+# Samplers whose own defaults (steps, guidance) beat the server's: LCM converges in a few steps and
+# needs no classifier-free guidance, which also halves each step (batch 1 instead of 2).
+SAMPLER_DEFAULTS: dict[str, tuple[int, float]] = {"lcm": (4, 1.0)}
+
+
 class GenerateRequest(BaseModel):
     """Text-to-image request, shared by POST /image and the job routes."""
 
@@ -80,14 +85,16 @@ class GenerateRequest(BaseModel):
             summary = "; ".join(f"{p['field']} {p['message']}" for p in problems)
             raise InvalidRequest(f"outside the server's limits: {summary}", problems)
         seed = random_seed() if self.seed is None or self.seed < 0 else self.seed
+        sampler = self.sampler or settings.default_sampler
+        steps, guidance = SAMPLER_DEFAULTS.get(sampler, (settings.default_steps, settings.default_guidance_scale))
         return GenerationParams(
             prompt=self.prompt,
             negative_prompt=self.negative_prompt,
             width=width,
             height=height,
-            steps=self.num_inference_steps or settings.default_steps,
-            guidance_scale=settings.default_guidance_scale if self.guidance_scale is None else self.guidance_scale,
-            sampler=self.sampler or settings.default_sampler,
+            steps=self.num_inference_steps or steps,
+            guidance_scale=guidance if self.guidance_scale is None else self.guidance_scale,
+            sampler=sampler,
             seed=seed,
             num_images=self.num_images,
             **self.mode_params(),

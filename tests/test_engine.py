@@ -73,5 +73,5 @@ def test_sampler_names_and_aliases() -> None:
 
 
 def test_compile_cache_folder_is_used(tmp_path: Path) -> None:
-    OpenVINOEngine(FIXTURE_MODEL, "CPU", cache_dir=tmp_path / "cache")
+    OpenVINOEngine(FIXTURE_MODEL, "CPU", properties={"CACHE_DIR": str(tmp_path / "cache")})
     assert any((tmp_path / "cache").iterdir())
