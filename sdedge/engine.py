@@ -302,7 +302,8 @@ class OpenVINOEngine:
             if inputs.mask is None:
                 raise GenerationError("inpainting needs a mask")
             images = [self._ov_image(inputs.image), self._ov_image(inputs.mask.convert("RGB"))]
-            return pipes.inpaint, images, {"strength": strength}
+            # without an explicit size genai answers at the model's native size, not the input's
+            return pipes.inpaint, images, {"strength": strength, "width": params.width, "height": params.height}
         return pipes.image2image, [self._ov_image(inputs.image)], {"strength": strength}
 
     def _common_kwargs(self, params: GenerationParams, index: int) -> dict[str, Any]:

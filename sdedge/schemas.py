@@ -29,7 +29,7 @@ class GenerateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
 
-    prompt: str = Field(..., min_length=1, description="What to draw.")
+    prompt: str = Field(..., description="What to draw (required; may be empty, as A1111 clients send it).")
     negative_prompt: str = Field(
         "", validation_alias=_aliases("negative_prompt", "negativePrompt"), description="What to avoid."
     )

@@ -80,6 +80,13 @@ def test_inpaint_with_blur_and_inverted_mask_keeps_far_pixels(client: FlaskClien
     assert not np.array_equal(out[:4, :4], np.asarray(source)[:4, :4])
 
 
+def test_inpaint_at_a_size_other_than_the_models_native_one(client: FlaskClient) -> None:
+    source, mask = noise(128, 96, seed=6), square_mask(128, 96, (32, 32, 96, 64))
+    out = run(client, "inpaint", image=data_url(source), mask=data_url(mask), mask_blur=0, width=128, height=96)
+    keep = np.asarray(mask) == 0
+    assert out.shape == (96, 128, 3) and np.array_equal(out[keep], np.asarray(source)[keep])
+
+
 def test_inpaint_mask_of_another_size_is_resized(client: FlaskClient) -> None:
     source = noise(seed=5)
     small_mask = square_mask(16, 16, (4, 4, 12, 12))

@@ -1,0 +1,429 @@
+"""AUTOMATIC1111-compatible API under /sdapi/v1, running on sdedge's job queue.
+
+Requests become native jobs (text2img, img2img, inpaint) and block until the job ends, as A1111 clients
+expect. Fields we do not support are accepted and ignored; a sampler we lack falls back to the closest
+one we run, and `info` names the one that ran.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from sdedge import __version__
+from sdedge.api import SAMPLER_NOTES, wait_for_job
+from sdedge.app import Services, services
+from sdedge.config import Settings
+from sdedge.engine import SAMPLERS, canonical_sampler
+from sdedge.errors import GenerationTimeout, InvalidRequest, error_for
+from sdedge.images import image_bytes
+from sdedge.jobs import Job, JobStatus
+from sdedge.jobs_api import json_body, submit
+from sdedge.openapi import documented
+from sdedge.storage import A1111_SAMPLER_NAMES
+
+bp = Blueprint("a1111", __name__, url_prefix="/sdapi/v1")
+
+OURS_BY_A1111_NAME = {name.lower(): ours for ours, name in A1111_SAMPLER_NAMES.items()}
+# Samplers we lack map to the first of ours whose name they contain ("DPM++ 2M" -> none -> euler_a).
+CLOSEST_SAMPLER = (("euler a", "euler_a"), ("euler", "euler"), ("ddim", "ddim"), ("plms", "pndm"),
+                   ("lcm", "lcm"), ("lms", "lms"))
+FALLBACK_SAMPLER = "euler_a"
+RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}  # A1111: just resize, crop, fill, latent
+
+
+class Txt2ImgRequest(BaseModel):
+    """A1111's txt2img body; other A1111 fields (styles, hires fix, scripts...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = Field(-1, description="-1: random. Image i of the request uses seed+i.")
+    sampler_name: str | None = Field(None, description="A1111 name (Euler a, Euler, DDIM, PLMS, LMS, LCM); "
+                                                       "others fall back to the closest, named in info.")
+    sampler_index: str | None = Field(None, description="Deprecated A1111 alias of sampler_name.")
+    batch_size: int = Field(1, ge=1)
+    n_iter: int = Field(1, ge=1, description="batch_size * n_iter images, at most MAX_IMAGES.")
+    steps: int | None = Field(None, description="Default: the server's DEFAULT_STEPS.")
+    cfg_scale: float | None = Field(None, description="Default: the server's DEFAULT_GUIDANCE_SCALE.")
+    width: int | None = Field(None, description="Default: the server's DEFAULT_SIZE.")
+    height: int | None = Field(None, description="Default: the server's DEFAULT_SIZE.")
+    send_images: bool = Field(True, description="False: answer without the images (they stay on the server).")
+    save_images: bool = Field(False, description="Ignored: every image is kept in GENERATED_IMAGES_DIR.")
+    override_settings: dict[str, Any] | None = Field(None, description="Ignored.")
+
+
+class Img2ImgRequest(Txt2ImgRequest):
+    """A1111's img2img body: with `mask` it inpaints, without it redraws the init image."""
+
+    init_images: list[str] = Field(..., min_length=1, description="Base64 PNG/JPEG/WebP or data URLs; the first is used.")
+    denoising_strength: float = Field(0.75, ge=0, le=1)
+    resize_mode: int = Field(0, description="0 stretch, 1 crop, 2 fit (fill), 3 stretch.")
+    mask: str | None = Field(None, description="Base64 or data URL; white areas are repainted.")
+    mask_blur: int = Field(4, ge=0, description="Mask feathering in pixels.")
+    inpainting_mask_invert: int = Field(0, ge=0, le=1, description="1: repaint the black areas instead.")
+    include_init_images: bool = Field(False, description="Echo init_images and mask in parameters.")
+
+
+class GenerationResponse(BaseModel):
+    """What txt2img and img2img answer."""
+
+    images: list[str] = Field(description="Base64 PNGs (no data: prefix), each with its infotext chunk.")
+    parameters: dict[str, Any] = Field(description="The request, with defaults filled.")
+    info: str = Field(description="JSON string: seed, all_seeds, sampler_name that ran, infotexts, job_id...")
+
+
+class ProgressQuery(BaseModel):
+    """Query parameters of GET /progress."""
+
+    skip_current_image: bool = False
+
+
+class ProgressState(BaseModel):
+    """A1111's shared.state, as far as we have it."""
+
+    skipped: bool = False
+    interrupted: bool = False
+    stopping_generation: bool = False
+    job: str = ""
+    job_count: int = 0
+    job_timestamp: str = "0"
+    job_no: int = 0
+    sampling_step: int = 0
+    sampling_steps: int = 0
+
+
+class ProgressResponse(BaseModel):
+    """GET /progress: the running job's progress and latest preview."""
+
+    progress: float
+    eta_relative: float
+    state: ProgressState
+    current_image: str | None = Field(default=None, description="Base64 PNG of the latest step preview.")
+    textinfo: str | None = None
+    current_task: str | None = None
+
+
+class Sampler(BaseModel):
+    """One sampler in A1111's listing."""
+
+    name: str
+    aliases: list[str]
+    options: dict[str, str]
+
+
+class Scheduler(BaseModel):
+    """One noise schedule in A1111's listing."""
+
+    name: str
+    label: str
+    aliases: list[str] | None = None
+    default_rho: float = -1
+    need_inner_model: bool = False
+
+
+class SdModel(BaseModel):
+    """One checkpoint in A1111's listing."""
+
+    title: str
+    model_name: str
+    hash: str | None = None
+    sha256: str | None = None
+    filename: str
+    config: str | None = None
+
+
+class Options(BaseModel):
+    """The A1111 options we have; POST accepts any and applies sd_model_checkpoint (which must be ours)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sd_model_checkpoint: str | None = None
+    sd_checkpoint_hash: str | None = None
+    samples_format: str = "png"
+    sd_vae: str = "Automatic"
+    CLIP_stop_at_last_layers: int = 1
+
+
+class Scripts(BaseModel):
+    """Installed scripts: none."""
+
+    txt2img: list[str]
+    img2img: list[str]
+
+
+SamplerList = RootModel[list[Sampler]]
+SchedulerList = RootModel[list[Scheduler]]
+SdModelList = RootModel[list[SdModel]]
+EmptyList = RootModel[list[dict[str, Any]]]
+Empty = RootModel[dict[str, Any]]
+Null = RootModel[None]
+
+
+# -- generation ---------------------------------------------------------------------------------
+@bp.post("/txt2img")
+@documented(request=Txt2ImgRequest, responses={200: GenerationResponse})
+def txt2img() -> Response:
+    """Text to image; blocks until the images are ready."""
+    req = Txt2ImgRequest.model_validate(json_body())
+    return _generate("text2img", req, _native_body(req))
+
+
+@bp.post("/img2img")
+@documented(request=Img2ImgRequest, responses={200: GenerationResponse})
+def img2img() -> Response:
+    """Image to image, or inpainting when a mask is given; blocks until the images are ready."""
+    req = Img2ImgRequest.model_validate(json_body())
+    body = _native_body(req)
+    body.update(strength=req.denoising_strength, resize_mode=RESIZE_MODES.get(req.resize_mode, "stretch"))
+    if req.mask is None:
+        return _generate("img2img", req, {**body, "init_image": req.init_images[0]})
+    inpaint = {"image": req.init_images[0], "mask_blur": req.mask_blur, "invert_mask": bool(req.inpainting_mask_invert)}
+    return _generate("inpaint", req, {**body, **inpaint}, {"mask": a1111_mask(req.mask, services().settings)})
+
+
+def a1111_mask(value: str, settings: Settings) -> bytes:
+    """The mask as A1111 reads it: by its alpha when it has transparency (opaque repaints), else grey."""
+    data = image_bytes("mask", value, settings)
+    try:
+        image = Image.open(io.BytesIO(data))
+        has_alpha = image.mode in ("RGBA", "LA") or "transparency" in image.info
+        alpha = image.convert("RGBA").getchannel("A") if has_alpha else None
+    except (UnidentifiedImageError, OSError):
+        return data  # the job's own validation names the problem
+    lowest = alpha.getextrema()[0] if alpha else 255
+    if alpha is None or not isinstance(lowest, (int, float)) or lowest == 255:
+        return data
+    out = io.BytesIO()
+    alpha.point(lambda a: 255 if a > 128 else 0).save(out, format="PNG")
+    return out.getvalue()
+
+
+def pick_sampler(name: str | None, default: str) -> tuple[str, bool]:
+    """Our sampler for an A1111 name, and whether it is that sampler (False: the closest we run)."""
+    if not name:
+        return default, True
+    ours = OURS_BY_A1111_NAME.get(name.strip().lower()) or canonical_sampler(name)
+    if ours:
+        return ours, True
+    lowered = name.lower()
+    return next((ours for key, ours in CLOSEST_SAMPLER if key in lowered), FALLBACK_SAMPLER), False
+
+
+def _native_body(req: Txt2ImgRequest) -> dict[str, Any]:
+    """Our native request for an A1111 one (sampler already resolved)."""
+    settings = services().settings
+    count = req.batch_size * req.n_iter
+    if count > settings.max_images:
+        raise InvalidRequest(
+            f"batch_size x n_iter = {count} images; this server makes at most MAX_IMAGES={settings.max_images}",
+            [{"field": "batch_size", "message": f"batch_size * n_iter must be at most {settings.max_images}",
+              "type": "limit"}])
+    sampler, _ = pick_sampler(req.sampler_name or req.sampler_index, settings.default_sampler)
+    body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt, "sampler": sampler,
+                            "num_images": count}
+    optional = {"seed": req.seed if req.seed >= 0 else None, "num_inference_steps": req.steps,
+                "guidance_scale": req.cfg_scale, "width": req.width, "height": req.height}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def _generate(job_type: str, req: Txt2ImgRequest, body: dict[str, Any], files: dict[str, bytes] | None = None,
+              ) -> Response:
+    """Queue the job, wait for it (A1111 clients block), answer with its images."""
+    svc = services()
+    svc.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
+    job = wait_for_job(svc, submit(svc, job_type, body, files)[0].id, svc.settings.job_timeout)
+    if not job.status.finished:
+        raise GenerationTimeout(f"job {job.id} did not finish within JOB_TIMEOUT; see /jobs/{job.id}",
+                                {"job_id": job.id})
+    if job.status is JobStatus.CANCELED:  # interrupted: A1111 answers 200 with what it has
+        info: dict[str, Any] = {"interrupted": True, "job_id": job.id, "error": job.error}
+        return jsonify(GenerationResponse(images=[], parameters=_echo(req), info=json.dumps(info)).model_dump())
+    if job.status is not JobStatus.SUCCEEDED:
+        raise error_for(job.error or {})
+    paths = [path for name in (job.result or {}).get("files", []) if (path := svc.store.path(name))]
+    images = [base64.b64encode(path.read_bytes()).decode() for path in paths] if req.send_images else []
+    info = _info(svc, job, req, paths)
+    return jsonify(GenerationResponse(images=images, parameters=_echo(req), info=json.dumps(info)).model_dump())
+
+
+def _echo(req: Txt2ImgRequest) -> dict[str, Any]:
+    """The request as A1111 echoes it: init images and mask only when asked for."""
+    echoed = req.model_dump()
+    if isinstance(req, Img2ImgRequest) and not req.include_init_images:
+        echoed.update(init_images=None, mask=None)
+    return echoed
+
+
+def _info(svc: Services, job: Job, req: Txt2ImgRequest, paths: list[Any]) -> dict[str, Any]:
+    """A1111's info object for a finished job, plus job_id and timings."""
+    result = job.result or {}
+    params, seeds = result.get("parameters", {}), result.get("seeds", [])
+    requested = req.sampler_name or req.sampler_index
+    sampler, exact = pick_sampler(requested, svc.settings.default_sampler)
+    ran = A1111_SAMPLER_NAMES.get(params.get("sampler", sampler), params.get("sampler", sampler))
+    count = len(seeds)
+    return {
+        "prompt": params.get("prompt", req.prompt), "all_prompts": [params.get("prompt", req.prompt)] * count,
+        "negative_prompt": params.get("negative_prompt", ""),
+        "all_negative_prompts": [params.get("negative_prompt", "")] * count,
+        "seed": result.get("seed"), "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * count,
+        "subseed_strength": 0, "width": params.get("width"), "height": params.get("height"),
+        "sampler_name": ran, "cfg_scale": params.get("guidance_scale"), "steps": params.get("steps"),
+        "batch_size": req.batch_size, "restore_faces": False, "face_restoration_model": None,
+        "sd_model_name": svc.loader.model_name(), "sd_model_hash": None, "sd_vae_name": None, "sd_vae_hash": None,
+        "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+        "denoising_strength": params.get("strength", getattr(req, "denoising_strength", None)),
+        "extra_generation_params": {} if exact else {"Sampler fallback": f"{requested} is not available; ran {ran}"},
+        "index_of_first_image": 0, "infotexts": [_infotext(path) for path in paths], "styles": [],
+        "job_timestamp": _timestamp(job.started_at or job.created_at), "clip_skip": 1,
+        "is_using_inpainting_conditioning": job.type == "inpaint", "version": f"sdedge {__version__}",
+        "job_id": job.id, "timings": result.get("timings", {}),
+    }
+
+
+def _infotext(path: Any) -> str:
+    """The 'parameters' chunk the worker wrote into the PNG."""
+    with Image.open(path) as image:
+        return str(image.info.get("parameters", ""))
+
+
+def _timestamp(epoch: float) -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.localtime(epoch))
+
+
+# -- progress and control -----------------------------------------------------------------------
+@bp.get("/progress")
+@documented(query=ProgressQuery, responses={200: ProgressResponse})
+def progress() -> Response:
+    """Progress of the running job, with its latest preview unless skip_current_image=true."""
+    svc = services()
+    skip = ProgressQuery.model_validate(request.args.to_dict()).skip_current_image
+    counts = svc.jobs.counts()
+    waiting = counts[JobStatus.QUEUED.value] + counts[JobStatus.RUNNING.value]
+    live = svc.worker.current
+    if live is None:
+        idle = ProgressResponse(progress=0.0, eta_relative=0.0, state=ProgressState(job_count=waiting))
+        return jsonify(idle.model_dump())
+    job = svc.jobs.get(live.job_id)
+    state = ProgressState(interrupted=job.cancel_requested, stopping_generation=job.cancel_requested, job=job.id,
+                          job_count=waiting, job_timestamp=_timestamp(job.started_at or job.created_at),
+                          sampling_step=live.step, sampling_steps=live.total)
+    image = None if skip or not live.preview else _base64_file(svc, live.preview)
+    body = ProgressResponse(progress=round(live.fraction, 4), eta_relative=live.eta_seconds() or 0.0, state=state,
+                            current_image=image, textinfo=f"Step {live.step}/{live.total}", current_task=job.id)
+    return jsonify(body.model_dump())
+
+
+def _base64_file(svc: Services, name: str) -> str | None:
+    """A generated file as base64, or None when it is gone (previews are replaced all the time)."""
+    path = svc.store.path(name)
+    try:
+        return base64.b64encode(path.read_bytes()).decode() if path else None
+    except FileNotFoundError:
+        return None
+
+
+@bp.post("/interrupt")
+@bp.post("/skip")
+@documented(responses={200: Empty})
+def interrupt() -> Response:
+    """Stop the running job at its next step; its caller gets 200 with no images (skip does the same)."""
+    svc = services()
+    live = svc.worker.current
+    if live is not None:
+        svc.worker.request_cancel(live.job_id)
+        svc.jobs.cancel(live.job_id)
+        svc.notifier.notify()
+    return jsonify({})
+
+
+# -- listings and options -----------------------------------------------------------------------
+@bp.get("/samplers")
+@documented(responses={200: SamplerList})
+def samplers() -> Response:
+    """Our samplers under their A1111 names."""
+    items = [Sampler(name=A1111_SAMPLER_NAMES[ours], aliases=[ours, *_aliases(ours)],
+                     options={"scheduler": kind, **({"note": SAMPLER_NOTES[ours]} if ours in SAMPLER_NOTES else {})})
+             for ours, kind in SAMPLERS.items()]
+    return jsonify([item.model_dump() for item in items])
+
+
+def _aliases(ours: str) -> list[str]:
+    return ["plms"] if ours == "pndm" else ["k_euler_a"] if ours == "euler_a" else []
+
+
+@bp.get("/schedulers")
+@documented(responses={200: SchedulerList})
+def schedulers() -> Response:
+    """Noise schedules: only the model's own (A1111's 'Automatic')."""
+    return jsonify([Scheduler(name="automatic", label="Automatic").model_dump()])
+
+
+@bp.get("/sd-models")
+@documented(responses={200: SdModelList})
+def sd_models() -> Response:
+    """The one model this server runs."""
+    svc = services()
+    name = svc.loader.model_name()
+    model = SdModel(title=name, model_name=name, filename=svc.loader.model_path or svc.settings.stable_diffusion_repo_id)
+    return jsonify([model.model_dump()])
+
+
+@bp.get("/options")
+@documented(responses={200: Options})
+def get_options() -> Response:
+    """The A1111 options we have."""
+    return jsonify(Options(sd_model_checkpoint=services().loader.model_name()).model_dump())
+
+
+@bp.post("/options")
+@documented(request=Options, responses={200: Null})
+def set_options() -> Response:
+    """Accept options; sd_model_checkpoint must name our model (any other key is ignored)."""
+    svc = services()
+    wanted = json_body().get("sd_model_checkpoint")
+    if wanted is not None and not _is_our_model(svc, str(wanted)):
+        name = svc.loader.model_name()
+        raise InvalidRequest(f"model {wanted!r} not found; this server runs {name!r}",
+                             [{"field": "sd_model_checkpoint", "message": f"must be {name!r}", "type": "value_error"}])
+    return jsonify(None)
+
+
+def _is_our_model(svc: Services, wanted: str) -> bool:
+    """True when wanted names our model by title, repo id or folder, with or without A1111's ' [hash]'."""
+    name = re.sub(r"\s*\[[0-9a-fA-F]*\]$", "", wanted).strip().lower()
+    ours = {svc.loader.model_name(), svc.settings.stable_diffusion_repo_id, svc.loader.model_path or ""}
+    return name in {value.lower().rstrip("/") for value in ours if value}
+
+
+@bp.post("/refresh-checkpoints")
+@documented(responses={200: Null})
+def refresh_checkpoints() -> Response:
+    """Nothing to rescan: the server runs its one configured model."""
+    return jsonify(None)
+
+
+@bp.get("/upscalers")
+@bp.get("/loras")
+@documented(responses={200: EmptyList})
+def empty_listing() -> Response:
+    """No upscalers and no LoRAs: the server runs one plain model."""
+    return jsonify([])
+
+
+@bp.get("/scripts")
+@documented(responses={200: Scripts})
+def scripts() -> Response:
+    """No scripts (webuiapi asks at start-up)."""
+    return jsonify(Scripts(txt2img=[], img2img=[]).model_dump())

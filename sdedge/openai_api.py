@@ -1,0 +1,316 @@
+"""OpenAI-compatible image API under /v1: generations, edits (img2img or inpainting) and models.
+
+Errors on these routes use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, through
+blueprint-level handlers; the rest of the app keeps sdedge's own shape.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import time
+from typing import Any, Literal
+from urllib.parse import urljoin
+
+from flask import Blueprint, Response, jsonify, request
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException
+
+from sdedge.api import wait_for_job
+from sdedge.app import Services, services
+from sdedge.config import Settings
+from sdedge.errors import (
+    GenerationTimeout, InvalidRequest, NotFound, SdedgeError, UnsupportedMediaType, error_for, from_http_exception,
+    invalid_from_pydantic,
+)
+from sdedge.jobs import Job, JobStatus
+from sdedge.jobs_api import file_url, json_body, submit
+from sdedge.openapi import documented
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("openai", __name__, url_prefix="/v1")
+
+# A failed, canceled or timed-out job: retrying repeats the work (a 429 or 503 is worth retrying).
+NO_RETRY_STATUSES = {409, 500, 504}
+# Our field names in validation errors -> the OpenAI parameter the client sent.
+PARAM_NAMES = {"num_images": "n", "width": "size", "height": "size", "init_image": "image",
+               "num_inference_steps": "num_inference_steps", "sampler": "sampler"}
+
+
+class OpenAIErrorBody(BaseModel):
+    """The inside of OpenAI's error response."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(BaseModel):
+    """OpenAI's error shape, used on every /v1 route."""
+
+    error: OpenAIErrorBody
+
+
+class ImageGenerationRequest(BaseModel):
+    """POST /v1/images/generations; OpenAI fields we cannot honour (quality, style...) are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = Field(..., min_length=1)
+    model: str | None = Field(None, description="Accepted; the server's model is used.")
+    n: int = Field(1, ge=1, description="Images to generate, at most MAX_IMAGES.")
+    size: str | None = Field(None, description="'WIDTHxHEIGHT' (multiples of 8) or 'auto' (DEFAULT_SIZE).")
+    response_format: Literal["b64_json", "url"] | None = Field(None, description="Default b64_json.")
+    negative_prompt: str | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = Field(None, description="Same seed, same image (rng_seed is an alias).")
+    rng_seed: int | None = Field(None, description="OpenVINO Model Server's name for seed.")
+    sampler: str | None = Field(None, description="One of GET /samplers.")
+
+
+class ImageEditForm(ImageGenerationRequest):
+    """POST /v1/images/edits (multipart): a mask makes it inpainting, without one it is image-to-image."""
+
+    image: bytes = Field(..., description="PNG, JPEG or WebP (`image[]` also accepted; the first is used).")
+    mask: bytes | None = Field(None, description="PNG whose fully transparent areas are repainted (OpenAI's "
+                                                 "convention); a mask without transparency: white is repainted.")
+    strength: float | None = Field(None, ge=0, le=1, description="How far to move from the image (0..1).")
+
+
+class ImageData(BaseModel):
+    """One image of the answer: base64 PNG or URL."""
+
+    b64_json: str | None = None
+    url: str | None = None
+
+
+class ImagesResponse(BaseModel):
+    """The answer of generations and edits."""
+
+    created: int
+    data: list[ImageData]
+    output_format: str = "png"
+    size: str
+
+
+class ModelCard(BaseModel):
+    """One model in OpenAI's listing."""
+
+    id: str
+    object: str = "model"
+    created: int
+    owned_by: str = "sdedge"
+
+
+class ModelList(BaseModel):
+    """GET /v1/models."""
+
+    object: str = "list"
+    data: list[ModelCard]
+
+
+# -- errors -------------------------------------------------------------------------------------
+def openai_error(error: SdedgeError) -> Response:
+    """Render one of our errors in OpenAI's shape, keeping the status and headers."""
+    kind = "server_error" if error.status_code >= 500 else "invalid_request_error"
+    if error.status_code == 429:
+        kind = "rate_limit_error"
+    body = OpenAIErrorBody(message=error.message, type=kind, param=_param(error.details), code=error.code)
+    response = jsonify(OpenAIErrorResponse(error=body).model_dump())
+    response.status_code = error.status_code
+    response.headers.update(error.headers)
+    if error.status_code in NO_RETRY_STATUSES:  # the openai client would otherwise resubmit the job twice
+        response.headers["x-should-retry"] = "false"
+    return response
+
+
+def _param(details: Any) -> str | None:
+    """The request field an error is about, under the name the OpenAI client used."""
+    first = details[0] if isinstance(details, list) and details else details
+    field = first.get("field") if isinstance(first, dict) else None
+    return PARAM_NAMES.get(field, field) if isinstance(field, str) else None
+
+
+@bp.errorhandler(SdedgeError)
+def _sdedge_error(exc: SdedgeError) -> Response:
+    return openai_error(exc)
+
+
+@bp.errorhandler(ValidationError)
+def _validation_error(exc: ValidationError) -> Response:
+    return openai_error(invalid_from_pydantic(exc))
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return openai_error(from_http_exception(exc))
+
+
+@bp.errorhandler(Exception)
+def _unexpected_error(exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return openai_error(SdedgeError("internal server error", {"type": type(exc).__name__}))
+
+
+# -- routes -------------------------------------------------------------------------------------
+@bp.post("/images/generations")
+@documented(request=ImageGenerationRequest, responses={200: ImagesResponse}, error=OpenAIErrorResponse)
+def generations() -> Response:
+    """Text to image, OpenAI style; blocks until the images are ready."""
+    req = ImageGenerationRequest.model_validate(json_body())
+    width, height = parse_size(req.size)
+    return _run("text2img", req, _native_body(req, width, height))
+
+
+@bp.post("/images/edits")
+@documented(request=ImageEditForm, request_content=("multipart/form-data",), responses={200: ImagesResponse},
+            error=OpenAIErrorResponse)
+def edits() -> Response:
+    """Edit an image: inpainting with a mask, image-to-image without; blocks until ready."""
+    req = _edit_form()
+    image = open_image(req.image, "image")
+    width, height = parse_size(req.size) if req.size not in (None, "auto") else fit_size(image.size, services().settings)
+    body = _native_body(req, width, height)
+    if req.strength is not None:
+        body["strength"] = req.strength
+    if req.mask is None:
+        return _run("img2img", req, body, {"init_image": req.image})
+    mask = repaint_mask(open_image(req.mask, "mask"), image.size)
+    return _run("inpaint", req, body, {"image": req.image, "mask": mask})
+
+
+@bp.get("/models")
+@documented(responses={200: ModelList}, error=OpenAIErrorResponse)
+def list_models() -> Response:
+    """The one model this server runs."""
+    return jsonify(ModelList(data=[_model_card(services())]).model_dump())
+
+
+@bp.get("/models/<model_id>")
+@documented(responses={200: ModelCard}, error=OpenAIErrorResponse)
+def get_model(model_id: str) -> Response:
+    """One model by id."""
+    card = _model_card(services())
+    if model_id != card.id:
+        raise NotFound(f"the model {model_id!r} does not exist; this server runs {card.id!r}",
+                       [{"field": "model"}])
+    return jsonify(card.model_dump())
+
+
+def _model_card(svc: Services) -> ModelCard:
+    return ModelCard(id=svc.loader.model_name(), created=int(svc.started_at))
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def parse_size(size: str | None) -> tuple[int | None, int | None]:
+    """'512x768' -> (512, 768); None or 'auto' -> server defaults; anything else is a 400 on size."""
+    if size in (None, "auto"):
+        return None, None
+    parts = size.lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise InvalidRequest(f"size must be 'WIDTHxHEIGHT' such as '512x512', got {size!r}", [{"field": "size"}])
+    return int(parts[0]), int(parts[1])
+
+
+def fit_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
+    """An upload's size scaled into the limits, keeping its aspect, in multiples of 8."""
+    width, height = size
+    scale = min(1.0, settings.max_width / width, settings.max_height / height)
+    return tuple(max(settings.min_size, int(side * scale) // 8 * 8) for side in (width, height))  # type: ignore[return-value]
+
+
+def open_image(data: bytes, field: str) -> Image.Image:
+    """Decode an upload, or a 400 naming the field."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidRequest(f"{field} is not a PNG, JPEG or WebP image", [{"field": field}]) from exc
+    return image
+
+
+def repaint_mask(mask: Image.Image, size: tuple[int, int]) -> bytes:
+    """OpenAI's mask (transparent = edit) as ours: a PNG, white where to repaint."""
+    if mask.size != size:
+        raise InvalidRequest(f"mask is {mask.size[0]}x{mask.size[1]} but image is {size[0]}x{size[1]}; "
+                             "they must match", [{"field": "mask"}])
+    rgba = mask.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    lowest = alpha.getextrema()[0]
+    if isinstance(lowest, (int, float)) and lowest < 255:  # transparent pixels are the ones to edit
+        ours = alpha.point(lambda a: 255 if a == 0 else 0)
+    else:
+        ours = mask.convert("L")
+    out = io.BytesIO()
+    ours.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _edit_form() -> ImageEditForm:
+    """The multipart body as an ImageEditForm."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType("send multipart/form-data with an image file (and optionally a mask)")
+    fields: dict[str, Any] = request.form.to_dict()
+    image = _first_file("image", "image[]")
+    if image is not None:
+        fields["image"] = image.read()
+    mask = request.files.get("mask")
+    if mask is not None:
+        fields["mask"] = mask.read()
+    return ImageEditForm.model_validate(fields)
+
+
+def _first_file(*names: str) -> FileStorage | None:
+    for name in names:
+        if name in request.files:
+            return request.files.getlist(name)[0]
+    return None
+
+
+def _b64(data: bytes) -> str:
+    """Bytes as base64 text."""
+    return base64.b64encode(data).decode()
+
+
+def _native_body(req: ImageGenerationRequest, width: int | None, height: int | None) -> dict[str, Any]:
+    """Our native request for an OpenAI one."""
+    seed = req.seed if req.seed is not None else req.rng_seed
+    optional = {"negative_prompt": req.negative_prompt, "num_inference_steps": req.num_inference_steps,
+                "guidance_scale": req.guidance_scale, "seed": seed, "sampler": req.sampler,
+                "width": width, "height": height}
+    return {"prompt": req.prompt, "num_images": req.n, **{k: v for k, v in optional.items() if v is not None}}
+
+
+def _run(job_type: str, req: ImageGenerationRequest, body: dict[str, Any],
+         files: dict[str, bytes] | None = None) -> Response:
+    """Queue the job (uploads as raw bytes), wait for it, and answer with its images."""
+    svc = services()
+    svc.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
+    job, _ = submit(svc, job_type, body, files)
+    job = wait_for_job(svc, job.id, svc.settings.job_timeout)
+    if not job.status.finished:
+        raise GenerationTimeout(f"job {job.id} did not finish within JOB_TIMEOUT; see /jobs/{job.id}",
+                                {"job_id": job.id})
+    if job.status is not JobStatus.SUCCEEDED:
+        raise error_for(job.error or {})
+    return jsonify(_images_response(svc, job, req.response_format or "b64_json").model_dump(exclude_none=True))
+
+
+def _images_response(svc: Services, job: Job, response_format: str) -> ImagesResponse:
+    result = job.result or {}
+    params = result.get("parameters", {})
+    data = []
+    for name in result.get("files", []):
+        if response_format == "url":
+            data.append(ImageData(url=urljoin(request.host_url, file_url(svc, name))))
+        else:
+            path = svc.store.path(name)
+            data.append(ImageData(b64_json=_b64(path.read_bytes()) if path else None))
+    size = f"{params.get('width')}x{params.get('height')}"
+    return ImagesResponse(created=int(job.finished_at or time.time()), data=data, size=size)

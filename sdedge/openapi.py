@@ -1,0 +1,245 @@
+"""The OpenAPI 3.1 document, built from the app's url_map and the pydantic models; /openapi.json and /docs.
+
+Views describe themselves with `@documented(request=..., responses={200: Model})`; routes of modules that
+do not use the decorator are described by `KNOWN_ROUTES`, and any other route still appears with its
+docstring as summary, so the document always covers every route the app serves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from sdedge import __version__
+from sdedge.schemas import REQUEST_MODELS, GenerateRequest, ImageResponse
+
+bp = Blueprint("openapi", __name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+REF = "#/components/schemas/{model}"
+SKIPPED_METHODS = {"HEAD", "OPTIONS"}
+TAGS = {"api": "core", "jobs": "jobs", "a1111": "AUTOMATIC1111", "openai": "OpenAI", "page": "page",
+        "openapi": "documentation"}
+CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+
+
+class ErrorBody(BaseModel):
+    """The inside of sdedge's error response."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """sdedge's one error shape, on every route outside /v1."""
+
+    error: ErrorBody
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    """What the document says about one view: bodies, query parameters, responses."""
+
+    request: type[BaseModel] | None = None
+    request_content: tuple[str, ...] = ("application/json",)
+    query: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
+    response_content: str = "application/json"
+    error: type[BaseModel] = ErrorResponse
+
+
+def documented(request: type[BaseModel] | None = None, responses: dict[int, type[BaseModel] | None] | None = None,
+               **options: Any) -> Callable[[F], F]:
+    """Attach OpenAPI facts (a RouteDoc) to a view function; returns the function unchanged."""
+
+    def attach(view: F) -> F:
+        view.openapi = RouteDoc(request=request, responses=responses or {200: None}, **options)  # type: ignore[attr-defined]
+        return view
+
+    return attach
+
+
+JSON_OR_FORM = ("application/json", "multipart/form-data")
+KNOWN_ROUTES: dict[str, RouteDoc] = {
+    "api.generate_image": RouteDoc(request=GenerateRequest, request_content=JSON_OR_FORM,
+                                   responses={200: ImageResponse, 202: None}),
+    "api.generated_file": RouteDoc(response_content="image/png"),
+    "api.health": RouteDoc(responses={200: None, 503: None}),
+    "api.health_ready": RouteDoc(responses={200: None, 503: None}),
+    **{f"jobs.submit_{mode.replace('-', '_')}": RouteDoc(request=model, request_content=JSON_OR_FORM,
+                                                         responses={200: None, 202: None})
+       for mode, model in REQUEST_MODELS.items()},
+    "jobs.job_events": RouteDoc(response_content="text/event-stream"),
+    "page.index": RouteDoc(response_content="text/html"),
+    "page.asset": RouteDoc(response_content="*/*"),
+    "openapi.docs": RouteDoc(response_content="text/html"),
+}
+
+
+def route_doc(app: Flask, endpoint: str) -> RouteDoc:
+    """The RouteDoc of an endpoint: from its decorator, the KNOWN_ROUTES table, or a generic one."""
+    view = app.view_functions[endpoint]
+    return getattr(view, "openapi", None) or KNOWN_ROUTES.get(endpoint) or RouteDoc()
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for app."""
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
+    docs = {rule.endpoint: route_doc(app, rule.endpoint) for rule in rules}
+    schemas, components = _schemas(docs.values())
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(rules, key=lambda r: r.rule):
+        path, params = _openapi_path(rule.rule)
+        for method in sorted((rule.methods or set()) - SKIPPED_METHODS):
+            operation = _operation(app, rule.endpoint, method, docs[rule.endpoint], schemas)
+            operation["parameters"] = params + operation["parameters"]
+            paths.setdefault(path, {})[method.lower()] = {"operationId": _operation_id(method, path), **operation}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sdedge", "version": __version__,
+                 "description": "Stable Diffusion on OpenVINO: native, AUTOMATIC1111 and OpenAI-compatible APIs."},
+        "tags": [{"name": name} for name in dict.fromkeys(TAGS.values())],
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def _schemas(docs: Any) -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:
+    """JSON Schemas of every model the routes use, with shared definitions hoisted into components."""
+    wanted: dict[tuple[type[BaseModel], str], None] = {}
+    for doc in docs:
+        for model in (doc.request, doc.query):
+            if model is not None:
+                wanted[(model, "validation")] = None
+        for model in (*doc.responses.values(), doc.error):
+            if model is not None:
+                wanted[(model, "serialization")] = None
+    keyed, top = models_json_schema(list(wanted), ref_template=REF)  # type: ignore[arg-type]
+    return dict(keyed), top.get("$defs", {})  # type: ignore[arg-type]
+
+
+def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """Flask's /jobs/<job_id> as OpenAPI's /jobs/{job_id}, with its path parameters."""
+    params = []
+    for converter, name in re.findall(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>", rule):
+        kind = "integer" if converter == "int" else "string"
+        params.append({"name": name, "in": "path", "required": True, "schema": {"type": kind}})
+    return re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"{\1}", rule), params
+
+
+def _operation_id(method: str, path: str) -> str:
+    """Unique per path and method, even when one view serves several rules: post_sdapi_v1_skip."""
+    return f"{method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_') or 'root'}"
+
+
+def _operation(app: Flask, endpoint: str, method: str, doc: RouteDoc,
+               schemas: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> dict[str, Any]:
+    view = app.view_functions[endpoint]
+    summary = (view.__doc__ or endpoint).strip().splitlines()[0]
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "tags": [TAGS.get(endpoint.split(".")[0], endpoint.split(".")[0])],
+        "parameters": _query_parameters(doc, schemas),
+        "responses": _responses(doc, schemas),
+    }
+    if doc.request is not None and method in {"POST", "PUT", "PATCH"}:
+        body = schemas[(doc.request, "validation")]
+        content = {kind: {"schema": body} for kind in doc.request_content}
+        operation["requestBody"] = {"required": True, "content": content}
+    return operation
+
+
+def _query_parameters(doc: RouteDoc, schemas: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> list[dict[str, Any]]:
+    if doc.query is None:
+        return []
+    properties = schemas[(doc.query, "validation")].get("properties", {})
+    return [{"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in properties.items()]
+
+
+def _responses(doc: RouteDoc, schemas: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, model in doc.responses.items():
+        schema = schemas[(model, "serialization")] if model is not None else _generic_schema(doc.response_content)
+        responses[str(status)] = {"description": _describe(status), "content": {doc.response_content: {"schema": schema}}}
+    error = schemas[(doc.error, "serialization")]
+    responses["default"] = {"description": "Error", "content": {"application/json": {"schema": error}}}
+    return responses
+
+
+def _generic_schema(content: str) -> dict[str, Any]:
+    if content == "application/json":
+        return {"type": "object"}
+    return {"type": "string", "contentMediaType": content}
+
+
+def _describe(status: int) -> str:
+    return {200: "OK", 202: "Accepted: still running; poll the job", 503: "Not ready"}.get(status, str(status))
+
+
+def document() -> dict[str, Any]:
+    """The current app's document, built once and cached."""
+    cached: dict[str, Any] | None = current_app.extensions.get("sdedge.openapi")
+    if cached is None:
+        cached = current_app.extensions["sdedge.openapi"] = build_document(current_app)
+    return cached
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI 3.1 document of every route this server answers."""
+    return jsonify(document())
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    """A human page rendering /openapi.json; loads nothing from other origins."""
+    return Response(DOCS_PAGE, mimetype="text/html", headers={"Content-Security-Policy": CSP})
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>sdedge API</title>
+<style>
+body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:960px;padding:1rem;color:#1d2330}
+h1{margin:.2rem 0}h2{margin-top:2rem;border-bottom:1px solid #ccd}code,pre{font:13px ui-monospace,monospace}
+details{border:1px solid #dde;border-radius:6px;margin:.4rem 0;padding:.3rem .6rem;background:#fafbfd}
+summary{cursor:pointer}.m{display:inline-block;min-width:4.2rem;font-weight:700;text-transform:uppercase}
+.get{color:#176}.post{color:#a50}.delete{color:#b22}.put,.patch{color:#55a}
+pre{background:#f0f2f6;padding:.5rem;overflow:auto;max-height:28rem}.s{color:#556}
+</style></head><body>
+<h1>sdedge API</h1><p class="s" id="info">Loading <a href="openapi.json">openapi.json</a>...</p>
+<div id="ops"></div><h2>Schemas</h2><div id="schemas"></div>
+<script>
+function el(tag, text, cls) { const e = document.createElement(tag); if (text) e.textContent = text;
+  if (cls) e.className = cls; return e; }
+function block(title, value) { const d = el("details"); d.append(el("summary", title), el("pre", JSON.stringify(value, null, 2)));
+  return d; }
+function operation(path, method, op) {
+  const d = el("details"), s = el("summary");
+  s.append(el("span", method, "m " + method), el("code", path), el("span", "  " + (op.summary || ""), "s"));
+  d.append(s);
+  if (op.parameters && op.parameters.length) d.append(block("parameters", op.parameters));
+  if (op.requestBody) d.append(block("request body", op.requestBody.content));
+  for (const [code, r] of Object.entries(op.responses || {})) d.append(block("response " + code, r.content || r.description));
+  return d;
+}
+fetch("openapi.json").then(r => r.json()).then(doc => {
+  document.getElementById("info").textContent = doc.info.description + " Version " + doc.info.version + ".";
+  const byTag = {};
+  for (const [path, item] of Object.entries(doc.paths))
+    for (const [method, op] of Object.entries(item)) (byTag[op.tags[0]] = byTag[op.tags[0]] || []).push([path, method, op]);
+  const ops = document.getElementById("ops");
+  for (const [tag, list] of Object.entries(byTag)) { ops.append(el("h2", tag)); for (const o of list) ops.append(operation(...o)); }
+  const schemas = document.getElementById("schemas");
+  for (const [name, schema] of Object.entries(doc.components.schemas)) schemas.append(block(name, schema));
+}).catch(err => { document.getElementById("info").textContent = "could not load openapi.json: " + err; });
+</script></body></html>
+"""

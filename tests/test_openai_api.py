@@ -1,0 +1,171 @@
+"""The OpenAI images API under /v1, driven by the official `openai` client against a real server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from sdedge.app import create_app
+from sdedge.config import Settings
+from sdedge.errors import GenerationError, QueueFull
+from sdedge.openai_api import openai_error, repaint_mask
+from serverproc import ServerProcess
+from test_openapi import check_response
+
+MODEL = "tiny-sd-int8-ov"
+FAST = {"num_inference_steps": 2}
+RED = (200, 40, 40)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("openai"), OPENVINO_DEVICE="CPU").start()
+    proc.wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def doc(server: ServerProcess) -> dict[str, Any]:
+    status, body = server.request("GET", "/openapi.json")
+    assert status == 200
+    return body  # type: ignore[no-any-return]
+
+
+def decode(b64: str | None) -> Image.Image:
+    assert b64
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def openai_mask() -> Image.Image:
+    """OpenAI's convention: opaque keeps, fully transparent (alpha 0) is edited."""
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))
+    return mask
+
+
+def test_generate_b64_json_is_reproducible(client: openai.OpenAI) -> None:
+    first = client.images.generate(model="dall-e-2", prompt="a red fox", n=2, size="64x64",
+                                   response_format="b64_json", extra_body={"seed": 7, **FAST})
+    assert first.data and len(first.data) == 2 and first.size == "64x64" and first.output_format == "png"
+    images = [decode(item.b64_json) for item in first.data]
+    assert [image.size for image in images] == [(64, 64), (64, 64)]
+    again = client.images.generate(prompt="a red fox", size="64x64", extra_body={"rng_seed": 8, **FAST})
+    assert again.data and np.array_equal(np.asarray(decode(again.data[0].b64_json)), np.asarray(images[1]))
+
+
+def test_generate_url_links_to_a_png(client: openai.OpenAI) -> None:
+    result = client.images.generate(prompt="a blue bird", size="64x96", response_format="url", extra_body=FAST)
+    assert result.data and result.data[0].url and result.data[0].b64_json is None
+    with urllib.request.urlopen(result.data[0].url, timeout=30) as response:
+        assert Image.open(io.BytesIO(response.read())).size == (64, 96)
+
+
+def test_edit_with_mask_repaints_only_the_transparent_area(client: openai.OpenAI) -> None:
+    source = png(Image.new("RGB", (64, 64), RED))
+    result = client.images.edit(image=("in.png", source, "image/png"), mask=("mask.png", png(openai_mask()), "image/png"),
+                                prompt="a window", size="64x64", n=1, response_format="b64_json",
+                                extra_body={"strength": 1.0, "seed": 3, **FAST})
+    assert result.data
+    pixels = np.asarray(decode(result.data[0].b64_json).convert("RGB")).astype(int)
+    assert np.abs(pixels[:8, :8] - RED).max() <= 2, "opaque mask areas must stay as they were"
+    assert np.abs(pixels[24:40, 24:40] - RED).max() > 10, "transparent mask areas must change"
+
+
+def test_edit_without_mask_is_image_to_image_at_the_upload_size(client: openai.OpenAI) -> None:
+    source = png(Image.new("RGB", (64, 96), (10, 120, 200)))
+    result = client.images.edit(image=("in.png", source, "image/png"), prompt="the sea",
+                                extra_body={"strength": 0.5, **FAST})
+    assert result.data and result.size == "64x96"
+    assert decode(result.data[0].b64_json).size == (64, 96)
+
+
+def test_models(client: openai.OpenAI, server: ServerProcess, doc: dict[str, Any]) -> None:
+    assert [model.id for model in client.models.list()] == [MODEL]
+    assert client.models.retrieve(MODEL).owned_by == "sdedge"
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("gpt-image-1")
+    assert raised.value.code == "not_found" and raised.value.param == "model"
+    status, body = server.request("GET", "/v1/models")
+    check_response(doc, "/v1/models", "get", status, body)
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"size": "64x60"}, "size"), ({"size": "large"}, "size"), ({"n": 9}, "n"),
+    ({"extra_body": {"num_inference_steps": 0}}, "num_inference_steps"),
+])
+def test_errors_use_openais_shape(client: openai.OpenAI, fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.generate(prompt="x", **fields)
+    error = raised.value
+    assert error.status_code == 400 and error.param == param and error.type == "invalid_request_error"
+    assert isinstance(error.body, dict) and set(error.body) == {"message", "type", "param", "code"}
+
+
+def test_raw_responses_match_the_document(server: ServerProcess, doc: dict[str, Any]) -> None:
+    status, body = server.request("POST", "/v1/images/generations",
+                                  {"prompt": "x", "size": "64x64", "response_format": "url", **FAST})
+    assert status == 200
+    check_response(doc, "/v1/images/generations", "post", status, body)
+    for payload, raw, content_type in (({"size": "64x64"}, None, "application/json"),
+                                       (None, b"not json", "text/plain")):
+        status, body = server.request("POST", "/v1/images/generations", payload, raw=raw, content_type=content_type)
+        assert status in (400, 415) and set(body["error"]) == {"message", "type", "param", "code"}
+        check_response(doc, "/v1/images/generations", "post", status, body)
+    status, body = server.request("POST", "/v1/images/edits", {"prompt": "x"})
+    assert status == 415 and body["error"]["type"] == "invalid_request_error"
+    check_response(doc, "/v1/images/edits", "post", status, body)
+
+
+def test_edit_refuses_a_mask_of_another_size_and_a_non_image(client: openai.OpenAI) -> None:
+    source = png(Image.new("RGB", (64, 64)))
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.edit(image=("in.png", source, "image/png"), mask=("m.png", png(Image.new("RGBA", (32, 32))),
+                           "image/png"), prompt="x")
+    assert raised.value.param == "mask"
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.edit(image=("in.png", b"not an image", "image/png"), prompt="x")
+    assert raised.value.param == "image"
+
+
+def test_repaint_mask_converts_transparency_and_keeps_plain_masks() -> None:
+    converted = np.asarray(Image.open(io.BytesIO(repaint_mask(openai_mask(), (64, 64)))))
+    assert converted[0, 0] == 0 and converted[32, 32] == 255
+    plain = Image.new("L", (64, 64), 0)
+    plain.paste(255, (0, 0, 8, 8))
+    kept = np.asarray(Image.open(io.BytesIO(repaint_mask(plain, (64, 64)))))
+    assert kept[0, 0] == 255 and kept[32, 32] == 0
+
+
+def test_failed_jobs_tell_the_openai_client_not_to_resubmit(settings: Settings) -> None:
+    app = create_app(settings, load_model=False)
+    try:
+        with app.test_request_context():
+            failed = openai_error(GenerationError("generation failed: boom"))
+            full = openai_error(QueueFull("the queue is full", None, {"Retry-After": "3"}))
+        assert failed.status_code == 500 and failed.headers["x-should-retry"] == "false"
+        assert failed.get_json()["error"] == {"message": "generation failed: boom", "type": "server_error",
+                                              "param": None, "code": "generation_failed"}
+        assert full.status_code == 429 and full.headers["Retry-After"] == "3" and "x-should-retry" not in full.headers
+        assert full.get_json()["error"]["type"] == "rate_limit_error"
+    finally:
+        app.extensions["sdedge"].shutdown()
