@@ -192,10 +192,10 @@ def download_model(
     if not force and _hub_complete(folder):
         return folder
     (folder / MARKER_NAME).unlink(missing_ok=True)
-    revision, total = _remote_revision(settings)
+    revision, total, listed = _remote_revision(settings)
     with _watch_progress(folder, total, on_progress):
         _snapshot(settings, folder, revision, force=force, show_progress=show_progress)
-    _finish(settings, folder, revision)
+    _finish(settings, folder, revision, listed)
     return folder
 
 
@@ -208,9 +208,16 @@ def _checked_local_folder(settings: Settings) -> Path:
     return folder
 
 
-def _finish(settings: Settings, folder: Path, revision: str) -> None:
+def _finish(settings: Settings, folder: Path, revision: str, listed: frozenset[str]) -> None:
     repo = settings.stable_diffusion_repo_id
     missing = missing_files(folder)
+    # snapshot_download may return a half-filled folder without raising when it loses the hub
+    # after our model_info call: files the hub listed but that are not here were never fetched.
+    unfetched = [name for name in missing if name in listed]
+    if unfetched:
+        raise ModelDownloadError(
+            f"download of {repo} was interrupted (not fetched: {', '.join(unfetched)}): run `sdedge download` to resume"
+        )
     if missing:
         raise ModelDownloadError(f"{repo} lacks files the runtime needs: {', '.join(missing)}")
     record = json.dumps({"repo_id": repo, "revision": revision})
@@ -228,8 +235,8 @@ def _token(settings: Settings) -> str | None:
     return settings.huggingface_token or None
 
 
-def _remote_revision(settings: Settings) -> tuple[str, int]:
-    """Ask the hub for the commit to fetch and the byte total of the allowed files."""
+def _remote_revision(settings: Settings) -> tuple[str, int, frozenset[str]]:
+    """Ask the hub for the commit to fetch, and the names and byte total of its allowed files."""
     # Asked separately because snapshot_download, when this call fails, quietly returns
     # whatever half-downloaded local_dir exists instead of raising.
     api = HfApi(endpoint=_endpoint(), token=_token(settings))
@@ -239,8 +246,8 @@ def _remote_revision(settings: Settings) -> tuple[str, int]:
         raise _download_error(settings, exc) from exc
     if not info.sha:
         raise ModelDownloadError(f"the model hub gave no revision for {settings.stable_diffusion_repo_id}")
-    allowed = (s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS))
-    return info.sha, sum(s.size or 0 for s in allowed)
+    allowed = [s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS)]
+    return info.sha, sum(s.size or 0 for s in allowed), frozenset(s.rfilename for s in allowed)
 
 
 def _snapshot(settings: Settings, folder: Path, revision: str, *, force: bool, show_progress: bool) -> None:
@@ -350,13 +357,18 @@ def _http_status(exc: BaseException) -> int | None:
     return status if isinstance(exc, HfHubHTTPError) and isinstance(status, int) else None
 
 
+_TRANSPORT_MODULES = ("httpx2", "httpcore2", "httpx", "httpcore", "requests", "urllib3")
+
+
 def _is_network_error(exc: BaseException) -> bool:
-    """True for transport failures of httpx (hub 1.x) or requests (hub 0.x), without importing either."""
+    """True for transport failures, without importing the HTTP client huggingface_hub uses.
+
+    That is httpx2 (hub 2.x), httpx (hub 1.x) or requests (hub 0.x); their inner exceptions come
+    from httpcore2, httpcore or urllib3, which chain the socket error only as __context__.
+    """
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return True
-    return any(
-        cls.__module__.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3") for cls in type(exc).__mro__
-    )
+    return any(cls.__module__.split(".")[0] in _TRANSPORT_MODULES for cls in type(exc).__mro__)
 
 
 def _first_line(exc: BaseException) -> str:

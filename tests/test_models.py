@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+import sdedge.models
 from sdedge.config import Settings
 from sdedge.errors import ModelDownloadError, ModelError
 from sdedge.models import (
@@ -80,7 +82,7 @@ class FakeHub:
 
     files: dict[str, bytes]
     url: str = ""
-    deny: int | None = None  # answer every request with this status (401 = gated)
+    deny: int | None = None  # answer every request with this status (401/403 = gated, as the hub says it)
     cut: str | None = None  # drop the connection half-way through this file, then answer 500 for it
     was_cut: bool = False
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
@@ -101,8 +103,29 @@ def _repo_file(path: str) -> str | None:
     return path[len(prefix) :].split("/", 1)[1] if path.startswith(prefix) else None
 
 
+# The X-Error-Code the hub sends with a refusal: huggingface_hub picks its exception class by it.
+_DENY_CODES = {401: "GatedRepo", 403: "GatedRepo", 404: "RepoNotFound"}
+
+
+def _is_lfs(name: str) -> bool:
+    """Weights are stored with git LFS on the hub (by extension, as .gitattributes does)."""
+    return name.endswith((".bin", ".safetensors", ".onnx", ".ckpt", ".png"))
+
+
+def _git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _etag(name: str, data: bytes) -> str:
+    """The hub's ETag: the LFS sha256 for LFS files, else the git blob id."""
+    return hashlib.sha256(data).hexdigest() if _is_lfs(name) else _git_blob_id(data)
+
+
 class _HubHandler(BaseHTTPRequestHandler):
-    """Just what snapshot_download uses: the model info API and HEAD/GET on resolve URLs."""
+    """Just what the hub answers to huggingface_hub 0.x-2.x downloads.
+
+    That is the model info API, the tree API (hub 2.x lists files with it) and HEAD/GET on resolve URLs.
+    """
 
     protocol_version = "HTTP/1.1"
     hub: FakeHub
@@ -121,17 +144,34 @@ class _HubHandler(BaseHTTPRequestHandler):
         with self.hub.lock:
             self.hub.requests.append((self.command, path, self.headers.get("Authorization")))
         if self.hub.deny:
-            return self._error(self.hub.deny, "GatedRepo")
+            return self._error(self.hub.deny, _DENY_CODES.get(self.hub.deny))
         if path in (f"/api/models/{REPO}", f"/api/models/{REPO}/revision/{SHA}", f"/api/models/{REPO}/revision/main"):
             return self._info()
+        if path in (f"/api/models/{REPO}/tree/{SHA}", f"/api/models/{REPO}/tree/main"):
+            return self._tree()
         name = _repo_file(path)
         if name is not None and name in self.hub.files:
             return self._file(name, body)
         self._error(404, "RepoNotFound" if "/api/" in path else "EntryNotFound")
 
     def _info(self) -> None:
-        siblings = [{"rfilename": name, "size": len(data)} for name, data in self.hub.files.items()]
+        files = self.hub.files.items()
+        siblings = [{"rfilename": name, "size": len(data), "blobId": _git_blob_id(data)} for name, data in files]
         self._send(200, json.dumps({"id": REPO, "modelId": REPO, "sha": SHA, "siblings": siblings}).encode())
+
+    def _tree(self) -> None:
+        # What huggingface_hub 2.x lists files with (recursive=true): files and the folders holding them.
+        folders = {str(parent) for name in self.hub.files for parent in Path(name).parents if str(parent) != "."}
+        entries: list[dict[str, object]] = [
+            {"type": "directory", "oid": hashlib.sha1(f.encode()).hexdigest(), "size": 0, "path": f}
+            for f in sorted(folders)
+        ]
+        for name, data in sorted(self.hub.files.items()):
+            entry: dict[str, object] = {"type": "file", "oid": _git_blob_id(data), "size": len(data), "path": name}
+            if _is_lfs(name):
+                entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            entries.append(entry)
+        self._send(200, json.dumps(entries).encode())
 
     def _file(self, name: str, body: bool) -> None:
         data = self.hub.files[name]
@@ -141,7 +181,7 @@ class _HubHandler(BaseHTTPRequestHandler):
             return self._error(500, None)
         self.send_response(206 if start else 200)
         self.send_header("X-Repo-Commit", SHA)
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("ETag", f'"{_etag(name, data)}"')
         self.send_header("Content-Length", str(len(data) - start))
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -296,6 +336,34 @@ def test_interrupted_download_is_not_loaded_and_resumes(hub: FakeHub, hub_settin
     assert resolve_model(hub_settings) == folder
     assert (folder / CUT_FILE).read_bytes() == hub.files[CUT_FILE]
     assert hub.fetched() == {CUT_FILE}, "files finished by the first attempt were fetched again"
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["empty", "partial"])
+def test_hub_lost_after_model_info_is_an_interruption(
+    hub: FakeHub, hub_settings: Settings, monkeypatch: pytest.MonkeyPatch, partial: bool
+) -> None:
+    # huggingface_hub 0.x/1.x return a half-filled local_dir when they cannot reach the hub; 2.x raise.
+    if partial:
+        hub.cut = CUT_FILE
+        with pytest.raises(ModelDownloadError, match="interrupted"):
+            download_model(hub_settings, show_progress=False)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    remote_revision = sdedge.models._remote_revision
+
+    def then_lose_the_hub(settings: Settings) -> tuple[str, int, frozenset[str]]:
+        answer = remote_revision(settings)
+        monkeypatch.setenv("HF_ENDPOINT", dead)
+        return answer
+
+    monkeypatch.setattr(sdedge.models, "_remote_revision", then_lose_the_hub)
+    monkeypatch.setattr(time, "sleep", lambda _: None)  # hub 2.x backs off 23 s retrying the dead hub
+
+    with pytest.raises(ModelDownloadError, match=rf"download of {REPO} was interrupted .*sdedge download"):
+        download_model(hub_settings, show_progress=False)
+    assert resolve_model(hub_settings) is None
+    assert not (hub_model_dir(hub_settings) / MARKER_NAME).exists()
 
 
 def test_snapshot_without_required_files_is_rejected(
