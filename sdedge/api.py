@@ -106,9 +106,21 @@ def health_body(svc: Services) -> dict[str, Any]:
         "model": {"id": svc.settings.stable_diffusion_repo_id, "path": status.pop("model_path")},
         "device": {"requested": svc.settings.openvino_device, "actual": status.pop("actual_device")},
         "loader": status,
+        "limits": limits(svc),
         "versions": versions(),
         "uptime_seconds": round(time.time() - svc.started_at, 3),
         "disk": {"generated_dir": str(svc.store.root), "free_bytes": svc.store.free_bytes()},
+    }
+
+
+def limits(svc: Services) -> dict[str, Any]:
+    """Request limits and defaults, so clients can shape their forms to this server."""
+    s = svc.settings
+    return {
+        "min_size": s.min_size, "max_width": s.max_width, "max_height": s.max_height, "max_steps": s.max_steps,
+        "max_images": s.max_images, "max_prompt_length": s.max_prompt_length, "max_image_bytes": s.max_image_bytes,
+        "defaults": {"steps": s.default_steps, "guidance_scale": s.default_guidance_scale, "size": s.default_size,
+                     "sampler": s.default_sampler},
     }
 
 

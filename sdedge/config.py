@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     # Serving
     host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0 serves the local network).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
-    threads: int = Field(8, ge=1, le=64, description="Waitress worker threads for HTTP requests.")
+    threads: int = Field(
+        16, ge=2, le=128, description="Waitress threads for HTTP requests; each open event stream holds one."
+    )
     base_url: str | None = Field(None, description="Public base URL used to build absolute image links.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 

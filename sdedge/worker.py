@@ -163,8 +163,7 @@ class Worker:
         self.store.finish(job.id, status, error={"code": code, "message": message}, step=step)
 
     def _cleanup(self, job: Job) -> None:
-        if self.current and self.current.preview:
-            self.images.delete([self.current.preview])
+        # The preview file stays until the job is deleted or pruned: a page may still be loading it.
         self._cancel.discard(job.id)
         self.current = None
         self.notifier.notify()
@@ -227,8 +226,8 @@ class _StepTracker:
 
 
 def remove_job_files(images: ImageStore, inputs: ImageStore, job: Job) -> None:
-    """Delete a job's generated images and its stored inputs."""
-    images.delete(job.files)
+    """Delete a job's generated images, its last preview and its stored inputs."""
+    images.delete([*job.files, f"{job.id}-preview.png"])
     inputs.delete(list(job.params.get("inputs", {}).values()))
 
 

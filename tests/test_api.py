@@ -53,6 +53,7 @@ def test_health_is_ready_on_cpu(client: FlaskClient) -> None:
     assert body["model"]["path"].endswith("tiny-sd-int8-ov")
     assert body["versions"]["openvino_genai"] != "unavailable"
     assert body["disk"]["free_bytes"] > 0
+    assert body["limits"]["max_steps"] == 100 and body["limits"]["defaults"]["size"] == 64
     assert client.get("/health/live").status_code == 200
     assert client.get("/health/ready").status_code == 200
 

@@ -114,6 +114,9 @@ def test_progress_and_previews_while_running(client: FlaskClient) -> None:
     assert status["processingJobs"] == 1 and status["currentJob"]["id"] == running["id"]
     client.post(f"/jobs/{running['id']}/cancel")
     assert finished(client, running["id"])["preview_url"] is None
+    assert client.get(view["preview_url"]).status_code == 200  # kept: a page may still be loading it
+    client.delete(f"/jobs/{running['id']}")
+    assert client.get(view["preview_url"]).status_code == 404
 
 
 def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
