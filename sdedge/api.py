@@ -6,7 +6,7 @@ import platform
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, send_file
 
 from sdedge import __version__, models
 from sdedge.app import Services, services

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     )
     openvino_device: str = Field("GPU", description="Inference device: GPU, CPU, NPU or AUTO; falls back to CPU.")
     compile_cache: bool = Field(True, description="Keep OpenVINO's compiled-model cache under MODELS_CACHE_DIR.")
+    fast_decoder: bool = Field(
+        False, description="Decode (and encode) with the tiny autoencoder in vae_*_tiny/ beside the model (TAESD): much faster, a little softer."
+    )
     warmup: bool = Field(False, description="Run one step at DEFAULT_SIZE after loading, so the first image is not slower.")
     ov_num_threads: int = Field(0, ge=0, description="OpenVINO CPU inference threads (0: all cores).")
     ov_performance_hint: Literal["LATENCY", "THROUGHPUT"] = Field(

@@ -162,7 +162,7 @@ class OpenVINOEngine:
     name = "openvino-genai"
 
     def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
-                 static_cache_size: int = 4) -> None:
+                 static_cache_size: int = 4, fast_decoder: bool = False) -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
@@ -174,10 +174,18 @@ class OpenVINOEngine:
         self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
         self.device = pick_device(requested_device)
+        self.fast_decoder = fast_decoder and self._has_tiny_decoder()
         self._load_pipelines()
         self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
 
     # -- loading -----------------------------------------------------------------------------
+    def _has_tiny_decoder(self) -> bool:
+        if (self.model_path / "vae_decoder_tiny" / "openvino_model.xml").is_file():
+            return True
+        log.warning("FAST_DECODER is on but %s has no vae_decoder_tiny/: using the full VAE "
+                    "(scripts/make_tiny_vae.py converts TAESD)", self.model_path)
+        return False
+
     def _load_pipelines(self) -> None:
         started = time.perf_counter()
         if self.device != "CPU":
@@ -188,9 +196,30 @@ class OpenVINOEngine:
                 self._static.clear()
                 self.device = "CPU"
         if self.device == "CPU":
-            self._dynamic = self._build(lambda pipe: None, lambda cls: cls(self.model_path, "CPU", **self._properties))
+            self._dynamic = self._build(lambda pipe: None, lambda cls: self._construct(cls, "CPU"))
         self.load_seconds = time.perf_counter() - started
         log.info("model %s ready on %s in %.1f s", self.model_path, self.device, self.load_seconds)
+
+    def _construct(self, cls: Any, device: str | None) -> Any:
+        """A pipeline of class cls from the model folder, compiled on device when given.
+
+        With the fast decoder, the pipeline is assembled from its parts around the tiny autoencoder
+        (TAESD); its encoder and decoder go together, because genai takes the latent scaling from
+        the decoder's config.
+        """
+        if not self.fast_decoder:
+            return cls(self.model_path, device, **self._properties) if device else cls(self.model_path)
+        g, path = self._genai, self.model_path
+        tiny_encoder = path / "vae_encoder_tiny"
+        if cls is g.InpaintingPipeline and not tiny_encoder.is_dir():
+            raise GenerationError("no vae_encoder_tiny beside vae_decoder_tiny")
+        vae = (g.AutoencoderKL(tiny_encoder, path / "vae_decoder_tiny") if tiny_encoder.is_dir()
+               else g.AutoencoderKL(path / "vae_decoder_tiny"))
+        pipe = cls.stable_diffusion(g.Scheduler.from_config(path / "scheduler" / "scheduler_config.json"),
+                                    g.CLIPTextModel(path / "text_encoder"), g.UNet2DConditionModel(path / "unet"), vae)
+        if device:
+            pipe.compile(device, **self._properties)
+        return pipe
 
     def _build(self, compile_step: Callable[[Any], None], construct: Callable[[Any], Any]) -> _Pipelines:
         """One InpaintingPipeline with Text2Image and Image2Image derived from it: the weights are shared."""
@@ -212,7 +241,7 @@ class OpenVINOEngine:
                 pipe.reshape(1, height, width, 7.5 if guided else 1.0)
                 pipe.compile(self.device, **self._properties)
 
-            self._static[key] = self._build(compile_step, lambda cls: cls(self.model_path))
+            self._static[key] = self._build(compile_step, lambda cls: self._construct(cls, None))
             while len(self._static) > self._static_cache_size:
                 self._static.popitem(last=False)
         self._static.move_to_end(key)
@@ -333,7 +362,7 @@ class OpenVINOEngine:
         """Device and compiled shapes for /health."""
         shapes = ["dynamic"] if self.device == "CPU" else [f"{w}x{h}{'' if g else ' no-cfg'}" for w, h, g in self._static]
         return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3),
-                "image_inputs": self.supports_image_inputs}
+                "image_inputs": self.supports_image_inputs, "decoder": "tiny" if self.fast_decoder else "full"}
 
 
 def _scaling_factor(model_path: Path) -> float:

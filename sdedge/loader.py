@@ -113,6 +113,7 @@ class EngineLoader:
             path,
             self.settings.openvino_device,
             properties=self.settings.ov_properties(),
+            fast_decoder=self.settings.fast_decoder,
             static_cache_size=self.settings.static_pipeline_cache_size,
         )
 

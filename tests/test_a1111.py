@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import webuiapi
 from PIL import Image
 
+from conftest import wait_for
 from sdedge.a1111 import pick_sampler
 from serverproc import ServerProcess
 from test_openapi import check_response
@@ -39,15 +39,6 @@ def doc(server: ServerProcess) -> dict[str, Any]:
 
 def client(server: ServerProcess) -> webuiapi.WebUIApi:
     return webuiapi.WebUIApi(baseurl=f"{server.base}/sdapi/v1", sampler="Euler a", steps=2)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll condition until it returns something truthy (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-    raise AssertionError("condition not met in time")
 
 
 def png_b64(image: Image.Image) -> str:
@@ -127,7 +118,7 @@ def test_progress_shows_preview_and_interrupt_stops_the_job(server: ServerProces
         result=client(server).txt2img(prompt="a slow one", width=64, height=64, steps=1000)))
     runner.start()
     api = client(server)
-    progress = wait_until(lambda: (p := api.get_progress())["progress"] > 0 and p["current_image"] and p)
+    progress = wait_for(lambda: (p := api.get_progress())["progress"] > 0 and p["current_image"] and p)
     check_response(doc, "/sdapi/v1/progress", "get", 200, progress)
     assert progress["state"]["sampling_steps"] >= 1000 and progress["state"]["job_count"] >= 1
     assert Image.open(io.BytesIO(base64.b64decode(progress["current_image"]))).format == "PNG"
@@ -137,7 +128,7 @@ def test_progress_shows_preview_and_interrupt_stops_the_job(server: ServerProces
     runner.join(timeout=60)
     result = outcome["result"]
     assert result.images == [] and result.info["interrupted"] is True
-    assert wait_until(lambda: api.get_progress()["state"]["job_count"] == 0)
+    assert wait_for(lambda: api.get_progress()["state"]["job_count"] == 0)
     status, job = server.request("GET", f"/jobs/{result.info['job_id']}")
     assert job["status"] == "canceled"
 

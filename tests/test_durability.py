@@ -9,19 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import wait_for
 from serverproc import ServerProcess
 
 SLOW = {"prompt": "a windmill", "width": 512, "height": 512, "steps": 12, "seed": 3}
-
-
-def wait_for(predicate: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def submit(server: ServerProcess, **fields: Any) -> str:
@@ -43,7 +34,7 @@ def test_kill_9_loses_no_job(tmp_path: Path) -> None:
     first = ServerProcess(tmp_path).start()
     first.wait_ready()
     ids = [submit(first) for _ in range(3)]
-    wait_for(lambda: running_at_step(first, ids[0]))
+    wait_for(lambda: running_at_step(first, ids[0]), 120)
     assert first.proc is not None
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(timeout=10)
@@ -51,7 +42,7 @@ def test_kill_9_loses_no_job(tmp_path: Path) -> None:
     second = ServerProcess(tmp_path).start()
     try:
         second.wait_ready()
-        done = [wait_for(lambda i=i: (j := job(second, i))["status"] in ("succeeded", "failed") and j) for i in ids]
+        done = [wait_for(lambda i=i: (j := job(second, i))["status"] in ("succeeded", "failed") and j, 180) for i in ids]
         assert [d["status"] for d in done] == ["succeeded"] * 3
         assert done[0]["attempts"] == 2  # re-queued once after the crash
         for view in done:
@@ -65,7 +56,7 @@ def test_sigterm_exits_quickly_and_the_job_survives(tmp_path: Path) -> None:
     first = ServerProcess(tmp_path).start()
     first.wait_ready()
     job_id = submit(first, steps=30)
-    wait_for(lambda: running_at_step(first, job_id))
+    wait_for(lambda: running_at_step(first, job_id), 120)
     assert first.proc is not None
     stopped_at = time.monotonic()
     first.proc.send_signal(signal.SIGTERM)
@@ -77,7 +68,7 @@ def test_sigterm_exits_quickly_and_the_job_survives(tmp_path: Path) -> None:
         second.wait_ready()
         view = job(second, job_id)
         assert view["status"] in ("queued", "running") and view["attempts"] <= 1  # a clean stop costs no attempt
-        done = wait_for(lambda: (j := job(second, job_id))["status"] == "succeeded" and j)
+        done = wait_for(lambda: (j := job(second, job_id))["status"] == "succeeded" and j, 180)
         assert done["progress"]["step"] == done["progress"]["total"]
     finally:
         second.stop()

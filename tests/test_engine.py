@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import FIXTURE_MODEL
@@ -75,3 +74,27 @@ def test_sampler_names_and_aliases() -> None:
 def test_compile_cache_folder_is_used(tmp_path: Path) -> None:
     OpenVINOEngine(FIXTURE_MODEL, "CPU", properties={"CACHE_DIR": str(tmp_path / "cache")})
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_fast_decoder_uses_the_tiny_autoencoder_in_every_mode() -> None:
+    from PIL import Image
+
+    from sdedge.engine import ImageInputs
+
+    fast = OpenVINOEngine(FIXTURE_MODEL, "CPU", fast_decoder=True)
+    assert fast.info()["decoder"] == "tiny"
+    full_image = OpenVINOEngine(FIXTURE_MODEL, "CPU").generate(params()).images[0]
+    tiny_image = fast.generate(params()).images[0]
+    assert tiny_image.size == full_image.size and tiny_image.tobytes() != full_image.tobytes()
+    source, mask = Image.new("RGB", (64, 64), (90, 120, 200)), Image.new("L", (64, 64), 255)
+    for mode in ("img2img", "inpaint"):
+        out = fast.generate(params(mode=mode, strength=0.6), inputs=ImageInputs(image=source, mask=mask))
+        assert out.images[0].size == (64, 64)
+
+
+def test_fast_decoder_without_tiny_folders_falls_back_to_the_full_vae(tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(FIXTURE_MODEL, copy, ignore=shutil.ignore_patterns("*_tiny"))
+    assert OpenVINOEngine(copy, "CPU", fast_decoder=True).info()["decoder"] == "full"

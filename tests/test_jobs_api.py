@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from conftest import _apps, make_settings, start_app
+from conftest import _apps, make_settings, start_app, wait_for
 from sdedge.app import create_app
 
 # A size at which the tiny model's steps take long enough to act on a running job.
 SLOW = {"width": 512, "height": 512}
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll a condition until it holds; fails the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def submit(client: FlaskClient, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
