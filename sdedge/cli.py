@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", type=Path, help="output folder")
     convert.add_argument("--weight-format", default="int8", choices=["int8", "int4", "fp16", "fp32"])
 
+    bench = sub.add_parser("bench", help="benchmark against the raw runtime and peers (see docs/BENCHMARKS.md)",
+                           add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (--quick, --help, ...)")
+
     generate = sub.add_parser("generate", help="generate one image from the command line")
     generate.add_argument("prompt")
     generate.add_argument("-o", "--output", type=Path, default=Path("sdedge.png"), help="PNG file to write")
@@ -51,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options
+        from sdedge.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
