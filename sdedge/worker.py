@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,7 @@ class Worker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdedge-saver")
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,6 +99,7 @@ class Worker:
         self.notifier.notify()
         if self._thread:
             self._thread.join(timeout)
+        self._saver.shutdown(wait=True)  # images already generated are written, not lost
 
     @property
     def stopping(self) -> bool:
@@ -126,7 +129,9 @@ class Worker:
         try:
             inputs = load_inputs(job.params.get("inputs", {}), self.inputs)
             output = self.loader.engine().generate(params, tracker.on_step, inputs)
-            self._succeed(job, params, output)
+            total = self.current.total if self.current else None
+            # PNG encoding overlaps the next job: the device never waits for zlib.
+            self._saver.submit(self._save_results, job, params, output, total)
         except GenerationCanceled:
             self._stopped(job, tracker)
         except SdedgeError as exc:
@@ -137,7 +142,16 @@ class Worker:
         finally:
             self._cleanup(job)
 
-    def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput) -> None:
+    def _save_results(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
+        """Write the images and mark the job succeeded (on the saver thread)."""
+        try:
+            self._succeed(job, params, output, total)
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: the job fails, the worker goes on
+            log.exception("saving the images of job %s failed", job.id)
+            self.store.finish(job.id, JobStatus.FAILED, error={"code": "save_failed", "message": str(exc)})
+        self.notifier.notify()
+
+    def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
         started = time.perf_counter()
         model = self.loader.model_name()
         files = [
@@ -148,7 +162,7 @@ class Worker:
         result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
                   "timings": timings}
         self.store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files),
-                          step=self.current.total if self.current else None)
+                          step=total)
 
     def _stopped(self, job: Job, tracker: _StepTracker) -> None:
         if tracker.timed_out:
