@@ -19,13 +19,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 from sdedge.bench_peers import (PeerProcess, RawGenai, Run, Server, Workload, matmul_flops_per_second, median,
                                 ir_flops, percentile, vm_hwm_bytes)
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY_MODEL = ROOT / "tests" / "fixtures" / "tiny-sd-int8-ov"
+FIXTURE = Path("tests") / "fixtures" / "tiny-sd-int8-ov"
+
+
+def tiny_model() -> Path:
+    """The test fixture: beside the source tree (editable install) or under the working folder (repo clone)."""
+    beside_source = Path(__file__).resolve().parent.parent / FIXTURE
+    return beside_source if beside_source.is_dir() else Path.cwd() / FIXTURE
+
+
+
 FULL_MODEL = Path.home() / ".cache" / "sdedge" / "sd15-random-int8-ov"
 FULL_DIFFUSERS = Path.home() / ".cache" / "sdedge" / "sd15-random-diffusers"
 ANALYTIC_GFLOP_512 = 803.0  # UNet FLOPs per sample at 512x512 (anchors.md); CFG doubles it per step
@@ -385,7 +391,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--write", type=Path, metavar="MD", help="write the results into this markdown file")
     args = parser.parse_args(argv)
     quick = args.quick
-    model = args.model or (TINY_MODEL if quick else FULL_MODEL)
+    model = args.model or (tiny_model() if quick else FULL_MODEL)
     if not (model / "unet" / "openvino_model.xml").is_file():
         parser.error(f"no OpenVINO model at {model}; build it with: python scripts/make_full_model.py")
     diffusers_model = args.diffusers_model or (None if quick or args.model else FULL_DIFFUSERS)

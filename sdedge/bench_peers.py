@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from sdedge.rng import genai_generator
+
 DEFAULT_SCHEDULER = "EULER_ANCESTRAL_DISCRETE"  # sdedge's default sampler, euler_a
 
 
@@ -102,7 +104,7 @@ class RawGenai:
         started = time.perf_counter()
         self.pipe.generate(work.prompt, width=work.width, height=work.height, num_inference_steps=work.steps,
                            guidance_scale=work.guidance_scale, num_images_per_prompt=1,
-                           generator=self._genai.TorchGenerator(work.seed), **kwargs)
+                           generator=genai_generator(work.seed), **kwargs)
         seconds = time.perf_counter() - started
         return Run(seconds, genai_stages(self.pipe.get_performance_metrics()))
 
