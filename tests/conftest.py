@@ -18,6 +18,13 @@ from sdedge.config import Settings
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-sd-int8-ov"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No server process outlives the test run, whatever failed."""
+    from serverproc import stop_all
+
+    stop_all()
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's own environment and .env out of the tests."""

@@ -17,6 +17,15 @@ from typing import Any
 from conftest import FIXTURE_MODEL
 
 
+_started: list[ServerProcess] = []
+
+
+def stop_all() -> None:
+    """Stop every server process a test started and left running (e.g. after a failed assertion)."""
+    while _started:
+        _started.pop().stop()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,6 +64,7 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(command or [*sdedge_command(), "serve"], cwd=self.cwd, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
+        _started.append(self)
         return self
 
     def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
