@@ -22,7 +22,7 @@ for _p in (ROOT, ROOT / "scripts"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from make_tiny_model import BOS, EOS, add_sd15_scheduler_keys, write_tokenizer_files  # noqa: E402
+from make_tiny_model import BOS, EOS, add_sd15_scheduler_keys, assemble_pipeline, write_tokenizer_files  # noqa: E402
 
 from sdedge.convert import convert_model  # noqa: E402
 
@@ -126,10 +126,8 @@ def build_text_encoder(tokenizer: Any) -> Any:
 
 def build_pipeline(workdir: Path) -> Any:
     """Create the seeded fp32 StableDiffusionPipeline with SD 1.5's exact layout."""
-    import diffusers
     import torch
 
-    d: Any = diffusers
     tokenizer = build_tokenizer(workdir)
     torch.manual_seed(SEED)
     unet = build_unet()
@@ -137,29 +135,7 @@ def build_pipeline(workdir: Path) -> Any:
     vae = build_vae()
     torch.manual_seed(SEED)
     text_encoder = build_text_encoder(tokenizer)
-    scheduler = d.PNDMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        skip_prk_steps=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="epsilon",
-    )
-    for module in (unet, vae, text_encoder):
-        module.eval()
-    return d.StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-
+    return assemble_pipeline(unet, vae, text_encoder, tokenizer)
 
 def count_params(pipe: Any) -> dict[str, int]:
     """Parameter counts per component (a check that the architecture is SD 1.5's)."""

@@ -112,6 +112,13 @@ def build_pipeline(workdir: Path) -> Any:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
+    return assemble_pipeline(unet, vae, text_encoder, tokenizer)
+
+
+def assemble_pipeline(unet: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> Any:
+    """A diffusers SD 1.5 pipeline around these parts, with SD 1.5's PNDM schedule and no safety checker."""
+    import diffusers
+
     scheduler = diffusers.PNDMScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
@@ -178,6 +185,13 @@ Rebuild (needs the convert extra: torch, diffusers, transformers, optimum-intel)
 ```
 {COMMAND}
 ```
+
+## Tiny autoencoder (fast decoder)
+
+`vae_encoder_tiny/` and `vae_decoder_tiny/` hold a random-weight, narrow twin of TAESD (diffusers
+`AutoencoderTiny`) for `FAST_DECODER=true`, rebuilt with:
+
+    python scripts/make_tiny_vae.py --model tests/fixtures/tiny-sd-int8-ov --tiny
 """,
         encoding="utf-8",
     )
