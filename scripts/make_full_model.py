@@ -36,7 +36,7 @@ _DIFFUSERS_MARKERS = (
     "unet/diffusion_pytorch_model.safetensors",
     "vae/diffusion_pytorch_model.safetensors",
     "text_encoder/model.safetensors",
-    "tokenizer/vocab.json",
+    "tokenizer/tokenizer_config.json",  # transformers 5 saves tokenizer.json, 4.x vocab.json too
 )
 _IR_MARKERS = (
     "model_index.json",
@@ -136,6 +136,7 @@ def build_pipeline(workdir: Path) -> Any:
     torch.manual_seed(SEED)
     text_encoder = build_text_encoder(tokenizer)
     return assemble_pipeline(unet, vae, text_encoder, tokenizer)
+
 
 def count_params(pipe: Any) -> dict[str, int]:
     """Parameter counts per component (a check that the architecture is SD 1.5's)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -17,10 +18,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from sdedge.bench_peers import (PeerProcess, RawGenai, Run, Server, Workload, matmul_flops_per_second, median,
-                                ir_flops, percentile, vm_hwm_bytes)
+
+from sdedge.bench_peers import (
+    PeerProcess,
+    RawGenai,
+    Run,
+    Server,
+    Workload,
+    ir_flops,
+    matmul_flops_per_second,
+    median,
+    percentile,
+    vm_hwm_bytes,
+)
 
 FIXTURE = Path("tests") / "fixtures" / "tiny-sd-int8-ov"
 
@@ -31,15 +44,17 @@ def tiny_model() -> Path:
     return beside_source if beside_source.is_dir() else Path.cwd() / FIXTURE
 
 
-
 FULL_MODEL = Path.home() / ".cache" / "sdedge" / "sd15-random-int8-ov"
 FULL_DIFFUSERS = Path.home() / ".cache" / "sdedge" / "sd15-random-diffusers"
 ANALYTIC_GFLOP_512 = 803.0  # UNet FLOPs per sample at 512x512 (anchors.md); CFG doubles it per step
 PROMPT = "a lighthouse on a cliff at dawn, oil painting"
 NEGATIVE = "blurry, low detail"
-GOALS = "sdedge/raw <= 1.02; sdedge/optimum <= 1.00; sdedge/diffusers <= 0.5; UNet step <= 1.1 x floor; " \
-        "warm start <= 1/3 cold; /health p99 < 50 ms; peak RSS <= 6 GB"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def markers(section: str = "") -> tuple[str, str]:
+    """The comment lines around a measured section of the markdown file (--section names one)."""
+    return (BEGIN, END) if not section else (f"<!-- bench:{section}:begin -->", f"<!-- bench:{section}:end -->")
 
 
 @dataclass
@@ -59,6 +74,7 @@ class Options:
     health_steps: int
     peak_seconds: float
     peak_shape: tuple[int, int, int]
+    server_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,14 +97,10 @@ class Results:
     warm_s: float | None = None
     health_ms: list[float] = field(default_factory=list)
     rss: dict[str, int | None] = field(default_factory=dict)
-    nocfg_step_ms: float | None = None
+    raw_short: list[Run] = field(default_factory=list)
+    nocfg: list[Run] = field(default_factory=list)
     load_average: list[float] = field(default_factory=list)
     loads: dict[str, float] = field(default_factory=dict)
-
-
-def load_average() -> float:
-    """The 1-minute load average: how busy the shared machine was."""
-    return os.getloadavg()[0]
 
 
 def log(message: str) -> None:
@@ -109,13 +121,13 @@ def measure_floor(opts: Options, res: Results) -> None:
 def start_server(opts: Options, tmp: Path, res: Results) -> Server:
     """Start twice on one MODELS_CACHE_DIR (empty, then warm); keep the second server running."""
     cache = tmp / "models"
-    cold = Server(opts.model, tmp / "cold", cache, opts.size)
+    cold = Server(opts.model, tmp / "cold", cache, opts.size, opts.server_env)
     try:
         res.cold_s = cold.start()
     finally:
         cold.stop()
     log(f"cold start {res.cold_s:.1f} s")
-    server = Server(opts.model, tmp / "warm", cache, opts.size)
+    server = Server(opts.model, tmp / "warm", cache, opts.size, opts.server_env)
     res.warm_s = server.start()
     log(f"warm start {res.warm_s:.1f} s")
     return server
@@ -133,65 +145,73 @@ def run_rounds(contenders: dict[str, Callable[[Workload], Run]], opts: Options, 
         for name, run in contenders.items():
             result = run(res.work)
             getattr(res, name).append(result)
-            res.load_average.append(load_average())
+            res.load_average.append(os.getloadavg()[0])  # how busy the shared machine was
             log(f"round {round_no + 1}/{opts.repeats} {name}: {result.seconds:.2f} s")
 
 
-def run_diffusers(opts: Options, tmp: Path, res: Results) -> None:
-    """diffusers fp32 on PyTorch, a few steps after a 1-step warm-up, in its own process."""
+def run_main(raw: RawGenai, server: Server, opts: Options, tmp: Path, res: Results) -> None:
+    """Interleaved rounds of raw genai, /image, the job and optimum; /health under load; peak RSS."""
+    contenders: dict[str, Callable[[Workload], Run]] = {"raw": raw.run, "image": server.image, "job": server.job}
+    optimum = PeerProcess("optimum", opts.model, tmp / "optimum.log") if opts.peers else None
+    try:
+        if optimum is None:
+            res.skipped["optimum"] = "skipped (--quick)"
+        elif optimum.error:
+            res.skipped["optimum"] = optimum.error
+        else:
+            res.loads["optimum"] = optimum.load_seconds
+            contenders["optimum"] = optimum.run
+        run_rounds(contenders, opts, res)
+        res.health_ms = server.health_during_job(res.work.with_steps(opts.health_steps))
+        res.rss["server"] = server.peak_rss()
+        res.rss["optimum"] = optimum.peak_rss() if optimum and not optimum.error else None
+    finally:
+        if optimum:
+            optimum.close()
+
+
+def run_short(raw: RawGenai, opts: Options, tmp: Path, res: Results) -> None:
+    """Few-step runs, alternated: raw genai with CFG, raw at guidance 1, diffusers fp32 (own process)."""
+    short = res.work.with_steps(opts.diffusers_steps)
+    nocfg = replace(short, guidance_scale=1.0, negative_prompt="")
+    plan: list[tuple[list[Run], Callable[[Workload], Run], Workload]] = [(res.raw_short, raw.run, short),
+                                                                          (res.nocfg, raw.run, nocfg)]
+    peer = None
     if not opts.peers or opts.diffusers_model is None:
         res.skipped["diffusers"] = "skipped (--quick)" if not opts.peers else "no diffusers folder"
-        return
-    peer = PeerProcess("diffusers", opts.diffusers_model, tmp / "diffusers.log")
+    else:
+        peer = PeerProcess("diffusers", opts.diffusers_model, tmp / "diffusers.log")
+        res.skipped.update({"diffusers": peer.error} if peer.error else {})
+        if not peer.error:
+            res.loads["diffusers"] = peer.load_seconds
+            peer.run(short.with_steps(1))
+            plan.append((res.diffusers, peer.run, short))
     try:
-        if peer.error:
-            res.skipped["diffusers"] = peer.error
-            return
-        res.loads["diffusers"] = peer.load_seconds
-        peer.run(res.work.with_steps(1))
         for _ in range(opts.diffusers_repeats):
-            res.diffusers.append(peer.run(res.work.with_steps(opts.diffusers_steps)))
-            log(f"diffusers {opts.diffusers_steps} steps: {res.diffusers[-1].seconds:.1f} s")
-        res.rss["diffusers"] = peer.peak_rss()
+            for runs, run, work in plan:
+                runs.append(run(work))
+                res.load_average.append(os.getloadavg()[0])  # how busy the shared machine was
+        log(f"short runs done: diffusers {[round(r.seconds, 1) for r in res.diffusers]} s")
+        res.rss["diffusers"] = peer.peak_rss() if peer and not peer.error else None
     finally:
-        peer.close()
+        if peer:
+            peer.close()
 
 
 def run_bench(opts: Options) -> Results:
     """The whole measurement, strictly one contender at a time."""
-    work = Workload(PROMPT, NEGATIVE, opts.size, opts.size, opts.steps, opts.seed, opts.guidance)
-    res = Results(work)
+    res = Results(Workload(PROMPT, NEGATIVE, opts.size, opts.size, opts.steps, opts.seed, opts.guidance))
     with tempfile.TemporaryDirectory(prefix="sdedge-bench-") as tmp_name:
         tmp = Path(tmp_name)
         measure_floor(opts, res)
         server = start_server(opts, tmp, res)
-        optimum: PeerProcess | None = None
         try:
             raw = RawGenai(opts.model)
             res.loads["raw"] = raw.load_seconds
-            contenders: dict[str, Callable[[Workload], Run]] = {"raw": raw.run, "image": server.image,
-                                                                 "job": server.job}
-            if opts.peers:
-                optimum = PeerProcess("optimum", opts.model, tmp / "optimum.log")
-                if optimum.error:
-                    res.skipped["optimum"] = optimum.error
-                else:
-                    res.loads["optimum"] = optimum.load_seconds
-                    contenders["optimum"] = optimum.run
-            else:
-                res.skipped["optimum"] = "skipped (--quick)"
-            run_rounds(contenders, opts, res)
-            res.health_ms = server.health_during_job(work.with_steps(opts.health_steps))
-            res.nocfg_step_ms = raw.run(Workload(PROMPT, "", opts.size, opts.size, min(3, opts.steps), opts.seed,
-                                                 1.0)).stages["unet_step_ms"]
-            res.rss["server"] = server.peak_rss()
-            res.rss["optimum"] = optimum.peak_rss() if optimum and not optimum.error else None
-            del raw, contenders  # free the raw pipeline before the diffusers peer loads
+            run_main(raw, server, opts, tmp, res)
         finally:
             server.stop()
-            if optimum:
-                optimum.close()
-        run_diffusers(opts, tmp, res)
+        run_short(raw, opts, tmp, res)  # the server and optimum have ended: room for torch
     res.rss["bench"] = vm_hwm_bytes(os.getpid())
     return res
 
@@ -214,19 +234,20 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def diffusers_estimate(res: Results) -> tuple[float | None, float | None]:
-    """(seconds extrapolated to the run's step count, seconds per step) of the diffusers peer."""
-    total, step = _med(res.diffusers), _med(res.diffusers, "unet_step_ms")
-    steps = _med(res.diffusers, "steps")
-    if total is None or step is None or steps is None:
+def extrapolate(runs: list[Run], count_key: str, steps: int) -> tuple[float | None, float | None]:
+    """(seconds extrapolated to `steps`, seconds per step) from few-step runs: total + (steps - n) * step."""
+    total, step, count = _med(runs), _med(runs, "unet_step_ms"), _med(runs, count_key)
+    if total is None or step is None or count is None:
         return None, None
-    return total + (res.work.steps - steps) * step / 1000, step / 1000
+    return total + (steps - count) * step / 1000, step / 1000
 
 
 def derived(res: Results) -> dict[str, float | None]:
     """The figures the goals and the table are built from."""
     raw, image, job = _med(res.raw), _med(res.image), _med(res.job)
-    diffusers_total, _ = diffusers_estimate(res)
+    sdedge = max(v for v in (image, job) if v is not None) if image or job else None
+    diffusers_total, _ = extrapolate(res.diffusers, "steps", res.work.steps)
+    raw_short_total, _ = extrapolate(res.raw_short, "unet_calls", res.work.steps)
     peak = median(res.peaks)
     floor_ms = 1000 * res.flops_per_step / peak if peak else None
     overheads = [r.stages["total_ms"] - r.stages.get("generate_ms", 0) - r.stages.get("save_ms", 0)
@@ -239,21 +260,20 @@ def derived(res: Results) -> dict[str, float | None]:
         "first_preview_ms": _med(res.job, "first_preview_ms"),
         "health_p50": percentile(res.health_ms, 50), "health_p99": percentile(res.health_ms, 99),
         "rss": float(server_rss) if (server_rss := res.rss.get("server")) else None,
-        "sdedge": max(v for v in (image, job) if v is not None) if image or job else None,
+        "sdedge": sdedge,
+        # diffusers ran after the rounds: compare it with raw genai runs alternated with it, then scale
+        "sdedge_vs_diffusers": _ratio(_ratio(sdedge, raw), _ratio(diffusers_total, raw_short_total)),
+        "raw_short_total": raw_short_total,
     }
 
 
-def _s(value: float | None) -> str:
-    return _fmt(value, "s")
+_s = partial(_fmt, unit="s")
+_ms = partial(_fmt, unit="ms", digits=0)
 
 
-def _ms(value: float | None) -> str:
-    return _fmt(value, "ms", digits=0)
-
-
-def _paired(runs: list[Run], raw: list[Run]) -> str:
-    """Per-round ratios against the raw run of the same round."""
-    return f" (per round: {', '.join(f'{a.seconds / b.seconds:.3f}' for a, b in zip(runs, raw))})" if raw else ""
+def _paired(runs: list[Run], other: list[Run]) -> str:
+    """Per-round ratios against the other contender's run of the same round."""
+    return f" (per round: {', '.join(f'{a.seconds / b.seconds:.3f}' for a, b in zip(runs, other))})" if other else ""
 
 
 def _x(a: float | None, b: float | None) -> str:
@@ -263,28 +283,34 @@ def _x(a: float | None, b: float | None) -> str:
 def table_rows(res: Results) -> list[tuple[str, str, str]]:
     """(row, value, detail) for every figure; the row names are stable (tests check them)."""
     d, w, gib = derived(res), res.work, 1024.0**3
-    d_total, d_step = diffusers_estimate(res)
+    d_total, d_step = extrapolate(res.diffusers, "steps", w.steps)
+    nocfg, cfg = _med(res.nocfg, "unet_step_ms"), _med(res.raw_short, "unet_step_ms")
 
     def peer(name: str, value: float | None, note: str, detail: str = "") -> tuple[str, str, str]:
         if name in res.skipped:
             return f"{name} ({note})", res.skipped[name], ""
-        return f"{name} ({note})", _s(value), f"{detail}sdedge /image / this = {_x(d['image'], value)}"
+        return f"{name} ({note})", _s(value), f"sdedge /image / this = {_x(d['image'], value)}{detail}"
 
     first: list[float | None] = [*res.first_image] or [None, None]
     optimum_rss = float(res.rss.get("optimum") or 0) or None
+    diffusers_rss = float(res.rss.get("diffusers") or 0) or None
     overhead = None if d["image"] is None or d["raw"] is None else d["image"] - d["raw"]
     batch = 2 if w.guidance_scale > 1 else 1
     return [
         ("raw genai generate", _s(d["raw"]), f"{w.width}x{w.height}, {w.steps} steps, CFG {w.guidance_scale}"),
         ("sdedge POST /image", _s(d["image"]), f"/ raw = {_x(d['image'], d['raw'])}{_paired(res.image, res.raw)}"),
-        ("sdedge job (/generate/text2img)", _s(d["job"]), f"/ raw = {_x(d['job'], d['raw'])}{_paired(res.job, res.raw)}"),
-        peer("optimum", d["optimum"], "OVStableDiffusionPipeline, same IR"),
+        ("sdedge job (/generate/text2img)", _s(d["job"]),
+         f"/ raw = {_x(d['job'], d['raw'])}{_paired(res.job, res.raw)}"),
+        peer("optimum", d["optimum"], "OVStableDiffusionPipeline, same IR", _paired(res.image, res.optimum)),
         peer("diffusers", d_total, "PyTorch fp32, extrapolated",
-             f"{_s(d_step)}/step over {_fmt(_med(res.diffusers, 'steps'), '', digits=0)} steps; "),
+             f"; {_s(d_step)}/step over {_fmt(_med(res.diffusers, 'steps'), '', digits=0)} steps; raw genai "
+             f"alternated with it: {_s(d['raw_short_total'])} extrapolated; load-normalized sdedge / this = "
+             f"{_fmt(d['sdedge_vs_diffusers'], '', digits=3)}"),
         ("text encoder", _ms(_med(res.raw, "text_encoder_ms")), "genai metrics, raw run"),
-        ("UNet per step", _ms(d["unet_ms"]), f"median UNet call; {_fmt(_med(res.raw, 'unet_calls'), '', digits=0)}"
-         " calls per image"),
-        ("UNet per step, guidance 1 (no CFG)", _ms(res.nocfg_step_ms), f"/ CFG = {_x(res.nocfg_step_ms, d['unet_ms'])}"),
+        ("UNet per step", _ms(d["unet_ms"]),
+         f"median UNet call; {_fmt(_med(res.raw, 'unet_calls'), '', digits=0)} calls per image"),
+        ("UNet per step, guidance 1 (no CFG)", _ms(nocfg),
+         f"/ CFG step in alternated runs ({_ms(cfg)}) = {_x(nocfg, cfg)}"),
         ("VAE decode", _ms(_med(res.raw, "vae_decoder_ms")),
          f"{res.vae_flops / 1e9:.0f} GFLOP, floor {_fmt(_ratio(res.vae_flops, d['peak']), 'ms', 1000, 0)}"),
         ("image encode + save", _ms(_med(res.image, "save_ms")), "PNG with infotext, on the worker thread"),
@@ -300,7 +326,8 @@ def table_rows(res: Results) -> list[tuple[str, str, str]]:
         ("warm start to ready (cached)", _fmt(res.warm_s, "s", digits=1), f"/ cold = {_x(res.warm_s, res.cold_s)}"),
         ("first /image after ready (1 step)", _s(first[0]), f"the next 1-step /image: {_s(first[1])}"),
         ("time to first preview", _fmt(d["first_preview_ms"], "s", 1e-3), "job submit -> preview_url seen"),
-        ("server peak RSS", _fmt(d["rss"], "GiB", 1 / gib), f"VmHWM; optimum's: {_fmt(optimum_rss, 'GiB', 1 / gib)}"),
+        ("server peak RSS", _fmt(d["rss"], "GiB", 1 / gib),
+         f"VmHWM; optimum's: {_fmt(optimum_rss, 'GiB', 1 / gib)}, diffusers': {_fmt(diffusers_rss, 'GiB', 1 / gib)}"),
         ("/health latency p50", _fmt(d["health_p50"], "ms", digits=1), f"{len(res.health_ms)} polls during a job"),
         ("/health latency p99", _fmt(d["health_p99"], "ms", digits=1), ""),
         ("load average", _spread(res.load_average), f"1-minute, after each run, {os.cpu_count()} CPUs, shared"),
@@ -313,7 +340,7 @@ def goal_rows(res: Results) -> list[tuple[str, str, str, str]]:
     checks = [
         ("sdedge / raw genai", "<= 1.02", _ratio(d["sdedge"], d["raw"]), 1.02),
         ("sdedge / optimum-intel", "<= 1.00", _ratio(d["sdedge"], d["optimum"]), 1.00),
-        ("sdedge / diffusers fp32", "<= 0.5", _ratio(d["sdedge"], d["diffusers"]), 0.5),
+        ("sdedge / diffusers fp32", "<= 0.5", d["sdedge_vs_diffusers"], 0.5),
         ("UNet step / FLOP floor", "<= 1.10", _ratio(d["unet_ms"], d["floor_ms"]), 1.10),
         ("warm start / cold start", "<= 0.33", _ratio(res.warm_s, res.cold_s), 1 / 3),
         ("/health p99 (ms)", "< 50", d["health_p99"], 50.0),
@@ -348,26 +375,27 @@ def machine() -> str:
             f"{mem_gib:.1f} GiB RAM; Python {platform.python_version()}, {', '.join(versions)}")
 
 
-def report(res: Results, command: str) -> str:
+def report(res: Results, command: str, section: str = "") -> str:
     """The measured section of docs/BENCHMARKS.md."""
-    w = res.work
+    w, (begin, end) = res.work, markers(section)
     loads = ", ".join(f"{k} {v:.1f} s" for k, v in res.loads.items())
     return "\n".join([
-        BEGIN, f"Measured {datetime.date.today().isoformat()} on: {machine()}", "",
+        begin, f"Measured {datetime.date.today().isoformat()} on: {machine()}", "",
         f"Command: `{command}`", "",
-        f"Workload: {w.width}x{w.height}, {w.steps} steps, guidance {w.guidance_scale}, seed {w.seed}, Euler "
-        f"ancestral, prompt \"{w.prompt}\"; {len(res.raw)} interleaved rounds, medians. Load times: {loads}.",
+        (f"Workload: {w.width}x{w.height}, {w.steps} steps, guidance {w.guidance_scale}, seed {w.seed}, Euler "
+         f"ancestral, prompt \"{w.prompt}\"; {len(res.raw)} interleaved rounds, medians. Load times: {loads}."),
         "", render_table(table_rows(res), ("measure", "value", "detail")), "",
-        render_table(goal_rows(res), ("goal (issue 7)", "target", "measured", "verdict")), END])
+        render_table(goal_rows(res), ("goal (issue 7)", "target", "measured", "verdict")), end])
 
 
-def write_markdown(path: Path, section: str) -> None:
-    """Replace the measured section between the markers, keeping the hand-written rest of the file."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in old and END in old:
-        text = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END):]
+def write_markdown(path: Path, text: str, section: str = "") -> None:
+    """Replace one measured section between its markers (or append it), keeping the hand-written rest."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    begin, end = markers(section)
+    if begin in old and end in old:
+        text = old[: old.index(begin)] + text + old[old.index(end) + len(end):]
     else:
-        text = "# Benchmarks\n\n" + section + "\n" + old
+        text = old.rstrip("\n") + "\n\n" + text + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
@@ -386,9 +414,13 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--diffusers-steps", type=int, default=3, help="steps of the diffusers run")
-    parser.add_argument("--diffusers-repeats", type=int, default=1)
+    parser.add_argument("--diffusers-repeats", type=int, default=2, help="alternated few-step rounds")
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, help="run optimum-intel and diffusers")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the sdedge server (repeatable), e.g. FAST_DECODER=true")
     parser.add_argument("--write", type=Path, metavar="MD", help="write the results into this markdown file")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also dump every measurement as JSON")
+    parser.add_argument("--section", default="", help="with --write: a named section (e.g. a before/after run)")
     args = parser.parse_args(argv)
     quick = args.quick
     model = args.model or (tiny_model() if quick else FULL_MODEL)
@@ -400,7 +432,8 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                    peers=not quick if args.peers is None else args.peers, diffusers_model=diffusers_model,
                    diffusers_steps=args.diffusers_steps, diffusers_repeats=args.diffusers_repeats,
                    health_steps=30 if quick else 5, peak_seconds=0.3 if quick else 2.0,
-                   peak_shape=(512, 512, 512) if quick else (4096, 2048, 2048))
+                   peak_shape=(512, 512, 512) if quick else (4096, 2048, 2048),
+                   server_env=dict(item.split("=", 1) for item in args.server_env))
     return opts, args
 
 
@@ -414,8 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render_table(goal_rows(res), ("goal (issue 7)", "target", "measured", "verdict")))
     log(f"done in {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"options": asdict(opts), "results": asdict(res), "derived": derived(res)},
+                                        indent=1, default=str), encoding="utf-8")
     if args.write:
-        write_markdown(args.write, report(res, " ".join(["python scripts/bench.py", *args_list])))
+        command = " ".join(["python scripts/bench.py", *args_list])
+        write_markdown(args.write, report(res, command, args.section), args.section)
         log(f"wrote {args.write}")
     return 0
 

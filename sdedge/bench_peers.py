@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import IO, Any
 
@@ -271,7 +272,7 @@ def _peer_generate(pipe: Any, work: Workload) -> tuple[float, dict[str, float]]:
          num_inference_steps=work.steps, guidance_scale=work.guidance_scale,
          generator=torch.Generator().manual_seed(work.seed), callback_on_step_end=on_step)
     seconds = time.perf_counter() - started
-    gaps = [b - a for a, b in zip(marks, marks[1:])]
+    gaps = [b - a for a, b in pairwise(marks)]
     return seconds, {"unet_step_ms": 1000 * statistics.median(gaps) if gaps else 0.0, "steps": float(len(marks)),
                      "after_last_step_ms": 1000 * (started + seconds - marks[-1]) if marks else 0.0}
 
@@ -308,7 +309,7 @@ def _worker(kind: str, model: str) -> int:
 class Server:
     """`python -m sdedge serve` on a free port with its own data folders; a client for the bench."""
 
-    def __init__(self, model: Path, root: Path, cache_dir: Path, size: int) -> None:
+    def __init__(self, model: Path, root: Path, cache_dir: Path, size: int, env: dict[str, str] | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
@@ -322,7 +323,7 @@ class Server:
             "STABLE_DIFFUSION_REPO_ID": str(model), "MODELS_CACHE_DIR": str(cache_dir),
             "DATA_DIR": str(root / "data"), "GENERATED_IMAGES_DIR": str(root / "generated"),
             "DEFAULT_SIZE": str(size), "MIN_SIZE": str(min(64, size)), "REQUEST_TIMEOUT": "3600",
-            "JOB_TIMEOUT": "3600", "LOG_LEVEL": "WARNING",
+            "JOB_TIMEOUT": "3600", "LOG_LEVEL": "WARNING", **(env or {}),
         })
         self.root, self.log_path = root, root / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -66,3 +66,12 @@ def test_percentile_and_median() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 50.0 and percentile(values, 99) == 99.0 and percentile([], 99) is None
     assert median([3.0, 1.0, 2.0]) == 2.0 and median([]) is None
+
+
+def test_named_sections_are_appended_then_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "B.md"
+    begin, end = bench.markers("fast-decoder")
+    bench.write_markdown(path, f"{begin}\nfirst\n{end}", "fast-decoder")
+    bench.write_markdown(path, f"{begin}\nsecond\n{end}", "fast-decoder")
+    text = path.read_text()
+    assert text.startswith("# Benchmarks") and text.count(begin) == 1 and "second" in text and "first" not in text
