@@ -277,9 +277,8 @@ class OpenVINOEngine:
             if params.mode == "style-transfer":
                 inputs = self._stylize(pipes, params, inputs)
             for index in range(params.num_images):
-                output.images.append(self._generate_one(pipes, params, inputs, index, on_step))
+                output.images.append(self._generate_one(pipes, params, inputs, index, on_step, output.timings))
                 output.seeds.append(params.seed_for(index))
-                _add_timings(output.timings, pipes.text2image.get_performance_metrics())
         return output
 
     def _stylize(self, pipes: _Pipelines, params: GenerationParams, inputs: ImageInputs) -> ImageInputs:
@@ -292,7 +291,7 @@ class OpenVINOEngine:
         return ImageInputs(image=Image.fromarray(np.asarray(decoded.data)[0]))
 
     def _generate_one(self, pipes: _Pipelines, params: GenerationParams, inputs: ImageInputs, index: int,
-                      on_step: StepCallback) -> Image.Image:
+                      on_step: StepCallback, timings: dict[str, float]) -> Image.Image:
         stop = threading.Event()
 
         def callback(step: int, num_steps: int, latent: Any) -> bool:
@@ -312,6 +311,7 @@ class OpenVINOEngine:
             raise GenerationError(f"generation failed: {exc}") from exc
         if stop.is_set():
             raise GenerationCanceled("generation canceled")
+        _add_timings(timings, pipe.get_performance_metrics())  # the pipeline that ran, not always text2image
         image = Image.fromarray(np.asarray(tensor.data)[0])
         if params.mode == "inpaint" and inputs.image is not None and inputs.mask is not None:
             return composite(inputs.image, image, inputs.mask)  # unmasked pixels stay exactly as given

@@ -98,3 +98,14 @@ def test_fast_decoder_without_tiny_folders_falls_back_to_the_full_vae(tmp_path: 
     copy = tmp_path / "model"
     shutil.copytree(FIXTURE_MODEL, copy, ignore=shutil.ignore_patterns("*_tiny"))
     assert OpenVINOEngine(copy, "CPU", fast_decoder=True).info()["decoder"] == "full"
+
+
+def test_timings_come_from_the_pipeline_that_ran() -> None:
+    from PIL import Image
+
+    from sdedge.engine import ImageInputs
+
+    source = Image.new("RGB", (64, 64), (90, 120, 200))
+    fresh = OpenVINOEngine(FIXTURE_MODEL, "CPU")  # its text-to-image pipeline never ran
+    out = fresh.generate(params(mode="img2img", strength=0.5, steps=4), inputs=ImageInputs(image=source))
+    assert out.timings["unet_ms"] > 0 and out.timings["generate_ms"] > 0
