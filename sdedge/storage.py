@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -57,11 +58,7 @@ class ImageStore:
         info = PngInfo()
         if parameters is not None:
             info.add_text("parameters", parameters)
-        target = self.root / filename
-        partial = target.with_name(f".{filename}.part")
-        image.save(partial, format="PNG", pnginfo=info)
-        os.replace(partial, target)
-        return filename
+        return self._write_png(filename, image, pnginfo=info)
 
     def load(self, filename: str) -> Image.Image:
         """Open one of our files fully into memory."""
@@ -76,10 +73,7 @@ class ImageStore:
         """Overwrite the job's preview (fast PNG settings: it is replaced within seconds)."""
         filename = f"{job_id}-preview.png"
         self._check_name(filename)
-        partial = self.root / f".{filename}.part"
-        image.save(partial, format="PNG", compress_level=1)
-        os.replace(partial, self.root / filename)
-        return filename
+        return self._write_png(filename, image, compress_level=1)
 
     def size_of(self, filenames: list[str]) -> int:
         """Total bytes of these files (missing ones count 0)."""
@@ -102,6 +96,13 @@ class ImageStore:
     def free_bytes(self) -> int:
         """Free disk space where images are written."""
         return shutil.disk_usage(self.root).free
+
+    def _write_png(self, filename: str, image: Image.Image, **options: Any) -> str:
+        """Write through a hidden partial file and rename, so readers never see half a PNG."""
+        partial = self.root / f".{filename}.part"
+        image.save(partial, format="PNG", **options)
+        os.replace(partial, self.root / filename)
+        return filename
 
     @staticmethod
     def _check_name(filename: str) -> None:
