@@ -152,3 +152,50 @@ def list_models() -> Response:
     described = models.describe_model(svc.settings)
     described["loaded"] = svc.loader.ready and not svc.settings.use_mocks
     return jsonify({"models": [described]})
+
+
+MODE_LABELS = {"text2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpainting",
+               "style-transfer": "Style transfer"}
+_SKIPPED_FIELDS = {"transaction_key", "model", "priority"}
+
+
+@bp.get("/modes")
+def list_modes() -> Response:
+    """The generation modes, each with its route, image inputs and fields (limits and defaults applied)."""
+    svc = services()
+    image_ok = not svc.loader.ready or svc.loader.supports_image_inputs()
+    modes = [mode_description(svc, name, model, image_ok) for name, model in REQUEST_MODELS.items()]
+    return jsonify({"modes": modes, "default": "text2img"})
+
+
+def mode_description(svc: Services, name: str, model: type[Any], image_ok: bool) -> dict[str, Any]:
+    """One mode as the page builds its form from it."""
+    schema = model.model_json_schema()
+    properties = {k: v for k, v in schema.get("properties", {}).items() if k not in _SKIPPED_FIELDS}
+    images = list(model.IMAGE_FIELDS)
+    fields = {key: _field_description(svc, key, spec) for key, spec in properties.items() if key not in images}
+    available = image_ok or not images
+    return {"id": name, "label": MODE_LABELS.get(name, name), "path": f"/generate/{name}", "inputs": images,
+            "fields": fields, "required": [f for f in schema.get("required", []) if f not in images],
+            "available": available,
+            "reason": None if available else "this model has no VAE encoder: image inputs are unavailable"}
+
+
+def _field_description(svc: Services, key: str, spec: dict[str, Any]) -> dict[str, Any]:
+    s = svc.settings
+    kinds = [item.get("type") for item in spec.get("anyOf", [spec]) if item.get("type") not in (None, "null")]
+    out: dict[str, Any] = {"type": kinds[0] if kinds else "string", "description": spec.get("description")}
+    for name in ("default", "minimum", "maximum", "enum", "maxLength"):
+        if name in spec and spec[name] is not None:
+            out[name] = spec[name]
+    limits: dict[str, dict[str, Any]] = {
+        "prompt": {"maxLength": s.max_prompt_length}, "negative_prompt": {"maxLength": s.max_prompt_length},
+        "width": {"minimum": s.min_size, "maximum": s.max_width, "multipleOf": 8, "default": s.default_size},
+        "height": {"minimum": s.min_size, "maximum": s.max_height, "multipleOf": 8, "default": s.default_size},
+        "num_inference_steps": {"minimum": 1, "maximum": s.max_steps, "default": s.default_steps},
+        "guidance_scale": {"default": s.default_guidance_scale},
+        "num_images": {"maximum": s.max_images},
+        "sampler": {"enum": list(SAMPLERS), "default": s.default_sampler},
+    }
+    out.update(limits.get(key, {}))
+    return out

@@ -6,7 +6,7 @@ Limits that depend on settings are applied by `to_params`, which also fills the 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -28,6 +28,7 @@ class GenerateRequest(BaseModel):
     """Text-to-image request, shared by POST /image and the job routes."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ()  # the input images this mode takes, in the order of image_fields()
 
     prompt: str = Field(..., description="What to draw (required; may be empty, as A1111 clients send it).")
     negative_prompt: str = Field(
@@ -126,6 +127,8 @@ def _resize_field() -> Any:
 class Img2ImgRequest(GenerateRequest):
     """Image-to-image: the text fields plus an init image and a strength."""
 
+    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ("init_image",)
+
     init_image: ImageValue = Field(..., validation_alias=_aliases("init_image", "initImage", "image"),
                                    description="PNG, JPEG or WebP: data URL, bare base64, or a multipart file.")
     strength: float = Field(0.75, ge=0, le=1, validation_alias=_aliases("strength", "denoising_strength"),
@@ -143,6 +146,8 @@ class Img2ImgRequest(GenerateRequest):
 
 class InpaintRequest(GenerateRequest):
     """Inpainting: repaint where the mask is white, keep the rest pixel for pixel."""
+
+    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ("image", "mask")
 
     image: ImageValue = Field(..., validation_alias=_aliases("image", "init_image", "initImage"),
                               description="The picture to edit.")
@@ -168,6 +173,8 @@ class InpaintRequest(GenerateRequest):
 
 class StyleTransferRequest(GenerateRequest):
     """Style transfer: AdaIN in the VAE's latent space, then image-to-image (prompt optional)."""
+
+    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ("content_image", "style_image")
 
     prompt: str = Field("", description="Optional description of the result.")
     content_image: ImageValue = Field(..., validation_alias=_aliases("content_image", "contentImage"),

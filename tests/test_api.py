@@ -189,3 +189,15 @@ def test_page_is_served(client: FlaskClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and b"<form" in page.data
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_modes_describe_each_mode_with_the_servers_limits(client: FlaskClient, settings: Settings) -> None:
+    body = client.get("/modes").get_json()
+    modes = {mode["id"]: mode for mode in body["modes"]}
+    assert list(modes) == ["text2img", "img2img", "inpaint", "style-transfer"]
+    assert modes["inpaint"]["inputs"] == ["image", "mask"] and modes["text2img"]["inputs"] == []
+    width = modes["text2img"]["fields"]["width"]
+    assert (width["minimum"], width["maximum"], width["default"]) == (settings.min_size, settings.max_width, 64)
+    assert modes["img2img"]["fields"]["strength"]["default"] == 0.75
+    assert "mask_blur" in modes["inpaint"]["fields"] and "mask_blur" not in modes["img2img"]["fields"]
+    assert all(mode["available"] for mode in modes.values())
