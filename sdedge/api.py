@@ -110,6 +110,8 @@ def health_body(svc: Services) -> dict[str, Any]:
         "versions": versions(),
         "uptime_seconds": round(time.time() - svc.started_at, 3),
         "disk": {"generated_dir": str(svc.store.root), "free_bytes": svc.store.free_bytes()},
+        "paths": {"generated_images_dir": str(svc.settings.generated_images_dir),
+                  "models_cache_dir": str(svc.settings.models_cache_dir), "data_dir": str(svc.settings.data_dir)},
     }
 
 

@@ -97,6 +97,18 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(DEVICES)} (or GPU.1 style), got {value!r}")
         return device
 
+    @field_validator("models_cache_dir", "generated_images_dir", "data_dir")
+    @classmethod
+    def _absolute_path(cls, value: Path) -> Path:
+        # Resolved once, against the folder the server was started from: a relative path handed on
+        # to Flask's send_file would be read against the installed package's folder instead.
+        return resolve_path(value)
+
+    @field_validator("stable_diffusion_repo_id")
+    @classmethod
+    def _absolute_model_folder(cls, value: str) -> str:
+        return str(resolve_path(Path(value))) if looks_like_local_path(value) else value
+
     @field_validator("base_url")
     @classmethod
     def _strip_base_url(cls, value: str | None) -> str | None:
@@ -116,12 +128,12 @@ class Settings(BaseSettings):
     @property
     def model_is_local(self) -> bool:
         """True when STABLE_DIFFUSION_REPO_ID names an existing folder rather than a hub repo."""
-        return Path(self.stable_diffusion_repo_id).expanduser().is_dir()
+        return Path(self.stable_diffusion_repo_id).is_dir()
 
     @property
     def job_database_url(self) -> str:
         """DATABASE_URL, or an SQLite file in DATA_DIR."""
-        return self.database_url or f"sqlite:///{(self.data_dir / 'jobs.db').resolve()}"
+        return self.database_url or f"sqlite:///{self.data_dir / 'jobs.db'}"
 
     def ov_properties(self) -> dict[str, object]:
         """OpenVINO compile properties from the settings (cache, threads, hint, mmap)."""
@@ -136,6 +148,20 @@ class Settings(BaseSettings):
     def ov_cache_dir(self) -> Path:
         """Where OpenVINO keeps compiled models so a restart does not recompile."""
         return self.models_cache_dir / "ov-cache"
+
+
+def resolve_path(path: Path) -> Path:
+    """An absolute path: ~ expanded, relative paths taken from the current working folder."""
+    return Path(path).expanduser().resolve()
+
+
+def looks_like_local_path(repo_id: str) -> bool:
+    """True when STABLE_DIFFUSION_REPO_ID names a folder (existing or meant), not a hub repo `owner/name`."""
+    value = repo_id.strip()
+    if not value:
+        return False
+    shaped_like_path = value.startswith(("/", ".", "~")) or value.count("/") > 1 or any(c in value for c in "\\:")
+    return shaped_like_path or Path(value).expanduser().is_dir()
 
 
 class SettingsError(Exception):

@@ -21,7 +21,7 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
-from sdedge.config import Settings
+from sdedge.config import Settings, looks_like_local_path
 from sdedge.errors import ModelDownloadError, ModelError
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ def _nonempty(path: Path) -> bool:
 
 def _is_local(settings: Settings) -> bool:
     # A path that does not exist is still meant as a folder: never send it to the hub as a repo id.
-    repo_id = settings.stable_diffusion_repo_id
-    looks_like_path = repo_id.startswith(("/", ".", "~")) or repo_id.count("/") > 1 or any(c in repo_id for c in "\\:")
-    return settings.model_is_local or looks_like_path
+    return settings.model_is_local or looks_like_local_path(settings.stable_diffusion_repo_id)
 
 
 def _local_folder(settings: Settings) -> Path:

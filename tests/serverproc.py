@@ -38,26 +38,40 @@ def sdedge_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "sdedge"]
 
 
-class ServerProcess:
-    """One server process with its own data folders under tmp_path."""
+def user_environment() -> dict[str, str]:
+    """The test runner's environment without any sdedge setting or hub variable, as a new user's shell."""
+    from sdedge.config import Settings
 
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    names = {name.upper() for name in Settings.model_fields} | {"HF_TOKEN", "HUGGINGFACE_TOKEN"}
+    return {k: v for k, v in os.environ.items() if k.upper() not in names and not k.startswith("HF_")}
+
+
+class ServerProcess:
+    """One server process with its own data folders under tmp_path.
+
+    With defaults=True it gets no path setting and no tuning at all, only the tiny model, the port and
+    AUTO_DOWNLOAD_MODELS=false, and starts in tmp_path/"work", an empty folder: the README's way.
+    """
+
+    def __init__(self, tmp_path: Path, *, defaults: bool = False, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("HF_")},
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL),
+        only_model = {"HOST": "127.0.0.1", "PORT": str(self.port), "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL)}
+        tuned = {
             "MODELS_CACHE_DIR": str(tmp_path / "models"),
             "GENERATED_IMAGES_DIR": str(tmp_path / "generated"),
             "DEFAULT_SIZE": "64",
             "MIN_SIZE": "32",
             "DEFAULT_STEPS": "3",
-            **env,
         }
-        self.cwd = tmp_path
-        self.log_path = tmp_path / f"server-{self.port}.log"
+        if defaults:
+            self.env = {**user_environment(), **only_model, "AUTO_DOWNLOAD_MODELS": "false", **env}
+            self.cwd = tmp_path / "work"
+            self.cwd.mkdir()
+        else:
+            self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("HF_")}, **only_model, **tuned, **env}
+            self.cwd = tmp_path
+        self.log_path = tmp_path / f"server-{self.port}.log"  # outside cwd: the work folder stays the server's
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, command: list[str] | None = None) -> ServerProcess:

@@ -58,3 +58,13 @@ def test_every_setting_is_documented_in_env_example() -> None:
     for name, field in Settings.model_fields.items():
         assert f"{name.upper()}=" in example, f"{name.upper()} missing from .env.example"
         assert field.description, f"{name} has no description"
+
+
+def test_path_settings_are_absolute_against_the_working_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(_env_file=None, stable_diffusion_repo_id="./models/mine")  # type: ignore[call-arg]
+    assert settings.generated_images_dir == tmp_path.resolve() / "data" / "generated"
+    assert settings.models_cache_dir == tmp_path.resolve() / "data" / "models"
+    assert settings.data_dir == tmp_path.resolve() / "data"
+    assert settings.stable_diffusion_repo_id == str(tmp_path.resolve() / "models" / "mine")
+    assert Settings(_env_file=None).stable_diffusion_repo_id == "OpenVINO/stable-diffusion-v1-5-int8-ov"  # type: ignore[call-arg]
