@@ -110,13 +110,13 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Download (or, with --no-force, complete) the configured model."""
-    from sdedge import models
+    from sdedge import model_files
 
     settings = _settings()
-    if args.no_force and models.resolve_model(settings) is not None:
-        print(f"model already complete at {models.resolve_model(settings)}")
+    if args.no_force and model_files.resolve_model(settings) is not None:
+        print(f"model already complete at {model_files.resolve_model(settings)}")
         return 0
-    path = models.download_model(settings, force=not args.no_force and not settings.model_is_local)
+    path = model_files.download_model(settings, force=not args.no_force and not settings.model_is_local)
     print(f"model ready at {path}")
     return 0
 
@@ -136,9 +136,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Load the engine in-process, generate one image and write it as a PNG with its parameters."""
-    from sdedge.loader import EngineLoader
-    from sdedge.schemas import GenerateRequest
-    from sdedge.storage import ImageStore, infotext
+    from sdedge.engine.loader import EngineLoader
+    from sdedge.file_store import FileStore
+    from sdedge.infotext import infotext
+    from sdedge.request_schemas import GenerateRequest
 
     settings = _settings()
     fields = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "steps": args.steps,
@@ -148,7 +149,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loader = EngineLoader(settings)
     output = loader.load_now().generate(params)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    store = ImageStore(args.output.parent.resolve())
+    store = FileStore(args.output.parent.resolve())
     store.save(args.output.stem, output.images[0], infotext(params, output.seeds[0], loader.model_name()))
     print(f"wrote {args.output} (seed {output.seeds[0]}, {output.timings.get('generate_ms', 0):.0f} ms)")
     return 0

@@ -10,16 +10,24 @@
     ├── ModelError                   503 model_unavailable
     │   ├── ModelNotReady            503 model_not_ready
     │   └── ModelDownloadError       503 model_download_failed
+    ├── DatabaseUnavailable          503 database_unavailable
     └── GenerationError              500 generation_failed
         ├── GenerationCanceled       409 canceled
         └── GenerationTimeout        504 timeout
 
-Every 4xx/5xx body is `{"error": {"code": str, "message": str, "details": ...}}`.
+Every 4xx/5xx body is `{"error": {"code": str, "message": str, "details": [{"field", "message", "type"}, ...]}}`:
+`details` is always a list with at least one entry; `field` is null when the problem is not one field's,
+and an entry may carry more keys (the job's `status`, the queue's `queued`...).
+
+Exceptions of the libraries sdedge calls (openvino-genai, huggingface-hub, SQLAlchemy, Pillow) become
+these through one table, `sdedge.foreign_errors`, applied with `map_exceptions`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -35,10 +43,11 @@ class SdedgeError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, details: Any = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, details: list[dict[str, Any]] | dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.details = details
+        self.details = normalise_details(details, message, self.code)
         self.headers = headers or {}
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +116,13 @@ class ModelDownloadError(ModelError):
     code = "model_download_failed"
 
 
+class DatabaseUnavailable(SdedgeError):
+    """The job database cannot be reached; retried until it is back."""
+
+    status_code = 503
+    code = "database_unavailable"
+
+
 class GenerationError(SdedgeError):
     """The engine failed while generating."""
 
@@ -127,6 +143,39 @@ class GenerationTimeout(GenerationError):
     code = "timeout"
 
 
+def detail(field: str | None, message: str, kind: str, **extra: Any) -> dict[str, Any]:
+    """One entry of an error's details."""
+    return {"field": field, "message": message, "type": kind, **extra}
+
+
+def normalise_details(details: list[dict[str, Any]] | dict[str, Any] | None, message: str,
+                      kind: str) -> list[dict[str, Any]]:
+    """Details in the one shape: a non-empty list of {field, message, type, ...}."""
+    entries = [details] if isinstance(details, dict) else list(details or [])
+    if not entries:
+        entries = [{}]
+    core = ("field", "message", "type")
+    return [{"field": entry.get("field"), "message": entry.get("message") or message, "type": entry.get("type") or kind,
+             **{key: value for key, value in entry.items() if key not in core}} for entry in entries]
+
+
+ErrorFactory = Callable[[BaseException], SdedgeError]
+
+
+@contextmanager
+def map_exceptions(table: Mapping[type[BaseException], ErrorFactory]) -> Iterator[None]:
+    """Raise ours for a foreign exception the table knows (the first matching class wins)."""
+    try:
+        yield
+    except SdedgeError:
+        raise
+    except Exception as exc:
+        for kind, make in table.items():
+            if isinstance(exc, kind):
+                raise make(exc) from exc
+        raise
+
+
 def error_for(stored: dict[str, Any]) -> SdedgeError:
     """Rebuild the error a job stored (its code and message) as the matching exception."""
     code = stored.get("code", "generation_failed")
@@ -134,6 +183,7 @@ def error_for(stored: dict[str, Any]) -> SdedgeError:
     error = kinds.get(code, GenerationError)(stored.get("message", "generation failed"), stored.get("details"))
     if code not in kinds:
         error.code = code
+        error.details = normalise_details(stored.get("details"), error.message, code)
     return error
 
 
@@ -172,6 +222,7 @@ def from_http_exception(exc: HTTPException) -> SdedgeError:
     error = SdedgeError(exc.description or exc.name)
     error.status_code = exc.code or 500
     error.code = exc.name.lower().replace(" ", "_").replace("'", "")
+    error.details = normalise_details(None, error.message, error.code)
     return error
 
 
@@ -193,4 +244,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(SdedgeError("internal server error", {"type": type(exc).__name__}))
+        return error_response(internal_error(exc))
+
+
+def internal_error(exc: BaseException) -> SdedgeError:
+    """A 500 for a bug: names the exception's class, never its text (which may hold paths or secrets)."""
+    return SdedgeError("internal server error", detail(None, "internal server error", "internal",
+                                                       exception=type(exc).__name__))

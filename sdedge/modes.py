@@ -1,70 +1,64 @@
-"""Generation modes: from a validated request to engine parameters and stored, fitted input images.
+"""The generation modes: each names its request model and its engine call, in one registry.
 
-Inputs are decoded and checked at submission (so bad images are a 4xx right away), fitted to the
-output size, and stored as PNGs beside the job database: a queued job survives a restart with them.
+Adding a mode is a `Mode` member, its request model (sdedge/request_schemas.py), its engine call
+(sdedge/engine/calls.py) and one `ModeSpec` here; the routes, the OpenAPI document and the page's
+form (from `GET /modes`) follow from the registry.
 """
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass
+from enum import Enum
 
-from PIL import Image
-
-from sdedge.config import Settings
-from sdedge.engine import GenerationParams, ImageInputs
-from sdedge.images import decode_image, default_size, fit_to_size, prepare_mask
-from sdedge.schemas import GenerateRequest, InpaintRequest
-from sdedge.storage import ImageStore
-
-# Request field -> the engine's input slot.
-ROLES = {"init_image": "image", "image": "image", "content_image": "image", "mask": "mask", "style_image": "style"}
+from sdedge.engine import calls
+from sdedge.errors import InvalidRequest
+from sdedge.request_schemas import (
+    GenerateRequest, ImageToImageRequest, InpaintingRequest, StyleTransferRequest,
+)
 
 
-def prepare(request: GenerateRequest, settings: Settings, store: ImageStore) -> tuple[GenerationParams, dict[str, str]]:
-    """Engine parameters and the stored input file names (by role) for one request."""
-    fields = request.image_fields()
-    if not fields:
-        return request.to_params(settings), {}
-    decoded = {name: decode_image(name, value, settings, background="black" if name == "mask" else "white")
-               for name, value in fields.items()}
-    source = next(iter(decoded.values()))
-    params = request.to_params(settings, default_size(source, settings))
-    fitted = fit_inputs(request, decoded, source.size, params)
-    token = uuid.uuid4().hex[:16]
-    return params, {role: store.save(f"in-{token}-{role}", image) for role, image in fitted.items()}
+class Mode(str, Enum):
+    """What a job does with its inputs."""
+
+    TEXT2IMG = "text2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+    STYLE_TRANSFER = "style-transfer"
 
 
-def fit_inputs(request: GenerateRequest, decoded: dict[str, Image.Image], source_size: tuple[int, int],
-               params: GenerationParams) -> dict[str, Image.Image]:
-    """Each input at the output size; the mask aligned with the image and feathered."""
-    resize_mode = str(getattr(request, "resize_mode", "crop"))
-    fitted = {}
-    for name, image in decoded.items():
-        role = ROLES[name]
-        if role == "mask" and isinstance(request, InpaintRequest):
-            fitted[role] = prepare_mask(image, source_size, params.width, params.height, resize_mode,
-                                        request.mask_blur, request.invert_mask)
-        else:
-            fitted[role] = fit_to_size(image, params.width, params.height, resize_mode)
-    return fitted
+@dataclass(frozen=True)
+class ModeSpec:
+    """One mode: its label, request model and engine call."""
+
+    mode: Mode
+    label: str
+    request_model: type[GenerateRequest]
+    engine_call: calls.ModeCall
+    stylizes: bool = False  # the engine moves the content's latent statistics to the style's first
+
+    @property
+    def image_inputs(self) -> dict[str, str]:
+        """Request field -> the engine's input slot, for the images this mode takes."""
+        return dict(self.request_model.IMAGE_INPUTS)
 
 
-def load_inputs(names: dict[str, str], store: ImageStore) -> ImageInputs:
-    """The stored inputs of a job, ready for the engine."""
-    return ImageInputs(**{role: store.load(name) for role, name in names.items()})
+MODES: dict[Mode, ModeSpec] = {
+    spec.mode: spec
+    for spec in (
+        ModeSpec(Mode.TEXT2IMG, "Text to image", GenerateRequest, calls.text2img),
+        ModeSpec(Mode.IMG2IMG, "Image to image", ImageToImageRequest, calls.img2img),
+        ModeSpec(Mode.INPAINT, "Inpainting", InpaintingRequest, calls.inpaint),
+        ModeSpec(Mode.STYLE_TRANSFER, "Style transfer", StyleTransferRequest, calls.style_transfer, stylizes=True),
+    )
+}
+MODE_NAMES: tuple[str, ...] = tuple(mode.value for mode in MODES)
 
 
-def stored_request(body: dict[str, object], request: GenerateRequest) -> dict[str, object]:
-    """What the job keeps of the client's request: everything but the (large) image payloads."""
-    kept = dict(body)
-    for field in request.image_fields():
-        for key in list(kept):
-            if key in _aliases_of(request, field):
-                kept[key] = "<image>"
-    return kept
-
-
-def _aliases_of(request: GenerateRequest, field: str) -> set[str]:
-    alias = type(request).model_fields[field].validation_alias
-    choices = getattr(alias, "choices", None)
-    return {field, *(str(c) for c in choices)} if choices else {field}
+def mode_spec(name: str) -> ModeSpec:
+    """The mode called name, or a 400 listing the valid ones."""
+    try:
+        return MODES[Mode(name)]
+    except ValueError:
+        raise InvalidRequest(f"unknown mode {name!r}; valid: {', '.join(MODE_NAMES)}",
+                             [{"field": "mode", "message": f"must be one of {', '.join(MODE_NAMES)}",
+                               "type": "enum"}]) from None

@@ -12,42 +12,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
+from sdedge import input_files
 from sdedge.config import Settings
-from sdedge.engine import GenerationOutput, GenerationParams, StepEvent
+from sdedge.engine.loader import EngineLoader
+from sdedge.engine.params import GenerationOutput, GenerationParams, StepEvent
+from sdedge.engine.previews import preview_image
 from sdedge.errors import GenerationCanceled, SdedgeError
-from sdedge.jobs import Job, JobStatus, JobStore, worker_name
-from sdedge.loader import EngineLoader
-from sdedge.modes import load_inputs
-from sdedge.previews import preview_image
-from sdedge.storage import ImageStore, infotext
+from sdedge.file_store import FileStore, remove_job_files
+from sdedge.infotext import infotext
+from sdedge.job_store import Job, JobStatus, JobStore, worker_name
+from sdedge.notifier import Notifier
 
 log = logging.getLogger(__name__)
-
-
-class Notifier:
-    """Wakes whoever waits for job changes (the worker, /image callers, event streams)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._version = 0
-
-    def notify(self) -> None:
-        """Signal that some job changed."""
-        with self._cond:
-            self._version += 1
-            self._cond.notify_all()
-
-    def version(self) -> int:
-        """A counter that grows at every change."""
-        return self._version
-
-    def wait(self, seen: int, timeout: float) -> int:
-        """Wait until the counter moves past seen (or timeout); return the new counter."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._version != seen, timeout)
-            return self._version
 
 
 @dataclass
@@ -72,13 +49,14 @@ class Progress:
 class Worker:
     """Claims jobs and runs them on the loader's engine."""
 
-    def __init__(self, settings: Settings, store: JobStore, images: ImageStore, inputs: ImageStore,
+    def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_files: FileStore,
                  loader: EngineLoader, notifier: Notifier) -> None:
-        self.settings, self.store, self.images, self.inputs, self.loader = settings, store, images, inputs, loader
+        self.settings, self.job_store, self.loader = settings, job_store, loader
+        self.images, self.input_files = images, input_files
         self.notifier = notifier
         self.name = worker_name()
         self.current: Progress | None = None
-        self._cancel: set[str] = set()
+        self._cancel_current = threading.Event()  # a cancel made in this process, for the running job
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
@@ -87,7 +65,7 @@ class Worker:
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Recover what a crash left running, then take jobs in a daemon thread."""
-        requeued, failed = self.store.recover(self.name.split(":")[0] + ":")
+        requeued, failed = self.job_store.recover(self.name.split(":")[0] + ":")
         if requeued or failed:
             log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
         self._thread = threading.Thread(target=self._loop, name="sdedge-worker", daemon=True)
@@ -107,14 +85,21 @@ class Worker:
         return self._stopping.is_set()
 
     def request_cancel(self, job_id: str) -> None:
-        """Fast path for a cancel made in this process: checked at every step."""
-        self._cancel.add(job_id)
+        """Fast path for a cancel made in this process, checked at every step (the store's flag is the slow one)."""
+        current = self.current
+        if current is not None and current.job_id == job_id:
+            self._cancel_current.set()
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """True when the running job job_id was canceled in this process."""
+        current = self.current
+        return current is not None and current.job_id == job_id and self._cancel_current.is_set()
 
     def _loop(self) -> None:
         seen = self.notifier.version()
         while not self._stopping.is_set():
             self._maybe_prune()
-            job = self.store.claim_next(self.name) if self.loader.ready else None
+            job = self.job_store.claim_next(self.name) if self.loader.ready else None
             if job is None:
                 seen = self.notifier.wait(seen, self.settings.worker_poll_seconds)
                 continue
@@ -127,7 +112,7 @@ class Worker:
         self.notifier.notify()
         tracker = _StepTracker(self, job, params)
         try:
-            inputs = load_inputs(job.params.get("inputs", {}), self.inputs)
+            inputs = input_files.load(job.params, self.input_files)
             output = self.loader.engine().generate(params, tracker.on_step, inputs)
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
@@ -148,7 +133,7 @@ class Worker:
             self._succeed(job, params, output, total)
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk: the job fails, the worker goes on
             log.exception("saving the images of job %s failed", job.id)
-            self.store.finish(job.id, JobStatus.FAILED, error={"code": "save_failed", "message": str(exc)})
+            self.job_store.finish(job.id, JobStatus.FAILED, error={"code": "save_failed", "message": str(exc)})
         self.notifier.notify()
 
     def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
@@ -161,25 +146,25 @@ class Worker:
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
         result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
                   "timings": timings}
-        self.store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files),
+        self.job_store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files),
                           step=total)
 
     def _stopped(self, job: Job, tracker: _StepTracker) -> None:
         if tracker.timed_out:
             self._fail(job, "timeout", f"job exceeded JOB_TIMEOUT={self.settings.job_timeout:g} s")
         elif self._stopping.is_set() and not tracker.canceled:
-            self.store.requeue(job.id)
+            self.job_store.requeue(job.id)
         else:
             self._fail(job, "canceled", "canceled on request", JobStatus.CANCELED)
 
     def _fail(self, job: Job, code: str, message: str, status: JobStatus = JobStatus.FAILED) -> None:
         step = self.current.step if self.current else None
-        self.store.finish(job.id, status, error={"code": code, "message": message}, step=step)
+        self.job_store.finish(job.id, status, error={"code": code, "message": message}, step=step)
 
     def _cleanup(self, job: Job) -> None:
         # The preview file stays until the job is deleted or pruned: a page may still be loading it.
-        self._cancel.discard(job.id)
         self.current = None
+        self._cancel_current.clear()
         self.notifier.notify()
 
     # -- housekeeping --------------------------------------------------------------------------
@@ -189,11 +174,11 @@ class Worker:
             return
         self._last_prune = now
         cutoff = now - self.settings.job_retention_hours * 3600
-        victims = self.store.prunable(cutoff, self.settings.max_output_mb * 1024 * 1024)
+        victims = self.job_store.prunable(cutoff, self.settings.max_output_mb * 1024 * 1024)
         for job in victims:
-            remove_job_files(self.images, self.inputs, job)
+            remove_job_files(self.images, self.input_files, job)
         if victims:
-            self.store.remove([job.id for job in victims])
+            self.job_store.remove([job.id for job in victims])
             log.info("pruned %d old job(s)", len(victims))
 
 
@@ -217,7 +202,7 @@ class _StepTracker:
         progress.fraction = event.fraction
         self._maybe_preview(event, progress)
         flagged = self._maybe_write(progress, final=event.fraction >= 1.0)
-        self.canceled = self.canceled or flagged or self.job.id in self.worker._cancel
+        self.canceled = self.canceled or flagged or self.worker.cancel_requested(self.job.id)
         self.timed_out = time.monotonic() > self.deadline
         self.worker.notifier.notify()
         return self.canceled or self.timed_out or self.worker.stopping
@@ -227,7 +212,7 @@ class _StepTracker:
         if not final and now - self._last_write < 0.25:  # SQL writes at most 4 per second
             return False
         self._last_write = now
-        return self.worker.store.set_progress(self.job.id, progress.step, progress.total, progress.preview)
+        return self.worker.job_store.set_progress(self.job.id, progress.step, progress.total, progress.preview)
 
     def _maybe_preview(self, event: StepEvent, progress: Progress) -> None:
         every, min_gap = self.settings.preview_every_steps, self.settings.preview_min_interval_ms / 1000
@@ -237,20 +222,3 @@ class _StepTracker:
         self._last_preview = now
         image = preview_image(event.latent, self.params.width, self.params.height)
         progress.preview = self.worker.images.save_preview(self.job.id, image)
-
-
-def remove_job_files(images: ImageStore, inputs: ImageStore, job: Job) -> None:
-    """Delete a job's generated images, its last preview and its stored inputs."""
-    images.delete([*job.files, f"{job.id}-preview.png"])
-    inputs.delete(list(job.params.get("inputs", {}).values()))
-
-
-def job_progress(job: Job, live: Progress | None) -> dict[str, Any]:
-    """Progress of a job: live numbers when this process runs it, stored ones otherwise."""
-    step, total = job.progress_step, job.progress_total
-    if live and live.job_id == job.id:
-        step, total = live.step, live.total
-    if job.status is JobStatus.SUCCEEDED:
-        step = total
-    percent = round(100 * step / total, 1) if total else 0.0
-    return {"step": step, "total": total, "percent": percent}

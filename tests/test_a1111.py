@@ -14,9 +14,8 @@ import webuiapi
 from PIL import Image
 
 from conftest import wait_for
-from sdedge.a1111 import pick_sampler
 from serverproc import ServerProcess
-from test_openapi import check_response
+from test_openapi_spec import check_response
 
 MODEL = "tiny-sd-int8-ov"
 FAST = {"width": 64, "height": 64, "steps": 2}
@@ -71,15 +70,6 @@ def test_unknown_sampler_falls_back_and_info_says_so(server: ServerProcess) -> N
     assert "DPM++ 2M" in result.info["extra_generation_params"]["Sampler fallback"]
     plms = client(server).txt2img(prompt="a fox", sampler_name="PLMS", **FAST)
     assert plms.info["sampler_name"] == "PLMS" and "Sampler: PLMS" in plms.info["infotexts"][0]
-
-
-@pytest.mark.parametrize(("name", "ours", "exact"), [
-    ("Euler a", "euler_a", True), ("euler", "euler", True), ("PLMS", "pndm", True), ("LCM", "lcm", True),
-    ("DPM++ 2M Karras", "euler_a", False), ("DDIM CFG++", "ddim", False), ("LMS Karras", "lms", False),
-    (None, "ddim", True),
-])
-def test_sampler_mapping(name: str | None, ours: str, exact: bool) -> None:
-    assert pick_sampler(name, "ddim") == (ours, exact)
 
 
 def test_img2img_with_mask_repaints_only_the_mask(server: ServerProcess, doc: dict[str, Any]) -> None:

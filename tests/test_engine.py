@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE_MODEL
-from sdedge.engine import GenerationParams, OpenVINOEngine, StepEvent, canonical_sampler, pick_device
+from sdedge.engine.devices import pick_device
+from sdedge.engine.openvino import OpenVINOEngine
+from sdedge.engine.params import GenerationParams, StepEvent
 from sdedge.errors import GenerationCanceled
 
 
@@ -65,12 +67,6 @@ def test_missing_device_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> N
     assert pick_device("AUTO") == "CPU"
 
 
-def test_sampler_names_and_aliases() -> None:
-    assert canonical_sampler("Euler a") == "euler_a"
-    assert canonical_sampler("PLMS") == "pndm"
-    assert canonical_sampler("dpm++ 2m") is None
-
-
 def test_compile_cache_folder_is_used(tmp_path: Path) -> None:
     OpenVINOEngine(FIXTURE_MODEL, "CPU", properties={"CACHE_DIR": str(tmp_path / "cache")})
     assert any((tmp_path / "cache").iterdir())
@@ -79,7 +75,7 @@ def test_compile_cache_folder_is_used(tmp_path: Path) -> None:
 def test_fast_decoder_uses_the_tiny_autoencoder_in_every_mode() -> None:
     from PIL import Image
 
-    from sdedge.engine import ImageInputs
+    from sdedge.engine.params import ImageInputs
 
     fast = OpenVINOEngine(FIXTURE_MODEL, "CPU", fast_decoder=True)
     assert fast.info()["decoder"] == "tiny"
@@ -103,7 +99,7 @@ def test_fast_decoder_without_tiny_folders_falls_back_to_the_full_vae(tmp_path: 
 def test_timings_come_from_the_pipeline_that_ran() -> None:
     from PIL import Image
 
-    from sdedge.engine import ImageInputs
+    from sdedge.engine.params import ImageInputs
 
     source = Image.new("RGB", (64, 64), (90, 120, 200))
     fresh = OpenVINOEngine(FIXTURE_MODEL, "CPU")  # its text-to-image pipeline never ran

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import make_settings
-from sdedge.loader import EngineLoader, LoadState
+from sdedge.engine.loader import EngineLoader, LoadState
 
 
 def test_local_model_loads_ready_with_warm_up(tmp_path: Path) -> None:

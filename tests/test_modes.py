@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from test_images import png_header_only
+from test_uploads import png_header_only
 
 
 def noise(width: int = 64, height: int = 64, seed: int = 0) -> Image.Image:
@@ -165,4 +165,4 @@ def test_four_modes_in_one_server_share_one_engine(app: Flask, client: FlaskClie
 
 
 def test_unknown_mode_is_400(client: FlaskClient) -> None:
-    assert error_of(client.post("/image", json={"prompt": "x", "mode": "upscale"}), 400)["details"]["field"] == "mode"
+    assert error_of(client.post("/image", json={"prompt": "x", "mode": "upscale"}), 400)["details"][0]["field"] == "mode"

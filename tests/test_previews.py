@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdedge.previews import latent_to_rgb, preview_image
+from sdedge.engine.previews import latent_to_rgb, preview_image
 
 
 def test_latent_to_rgb_shape_and_range() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdedge.style import adain, img2img_strength
+from sdedge.engine.style import adain, img2img_strength
 
 
 def test_adain_moves_channel_statistics_to_the_style() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from sdedge.config import Settings
 from sdedge.errors import InvalidRequest
-from sdedge.schemas import GenerateRequest, Img2ImgRequest
+from sdedge.request_schemas import GenerateRequest, ImageToImageRequest
 
 
 def test_defaults_come_from_settings(settings: Settings) -> None:
@@ -23,7 +23,7 @@ def test_lcm_defaults_to_few_steps_without_guidance(settings: Settings) -> None:
 
 
 def test_one_side_follows_the_input_aspect(settings: Settings) -> None:
-    request = Img2ImgRequest.model_validate({"prompt": "x", "init_image": "", "width": 128})
+    request = ImageToImageRequest.model_validate({"prompt": "x", "init_image": "", "width": 128})
     params = request.to_params(settings, (64, 32))
     assert (params.width, params.height, params.mode) == (128, 64, "img2img")
 

@@ -8,35 +8,26 @@ one we run, and `info` names the one that ran.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from sdedge import __version__
-from sdedge.api import SAMPLER_NOTES, wait_for_job
-from sdedge.app import Services, services
-from sdedge.config import Settings
-from sdedge.engine import SAMPLERS, canonical_sampler
-from sdedge.errors import GenerationTimeout, InvalidRequest, error_for
-from sdedge.images import image_bytes
-from sdedge.jobs import Job, JobStatus
-from sdedge.jobs_api import json_body, submit
-from sdedge.openapi import documented
-from sdedge.storage import A1111_SAMPLER_NAMES
+from sdedge.errors import InvalidRequest
+from sdedge.job_store import Job, JobStatus
+from sdedge.openapi_spec import documented
+from sdedge.routes.http_input import json_body
+from sdedge.samplers import SAMPLERS, a1111_name, from_a1111
+from sdedge.services import Services, services
+from sdedge.uploads import decode_mask, png_bytes
 
 bp = Blueprint("a1111", __name__, url_prefix="/sdapi/v1")
 
-OURS_BY_A1111_NAME = {name.lower(): ours for ours, name in A1111_SAMPLER_NAMES.items()}
-# Samplers we lack map to the first of ours whose name they contain ("DPM++ 2M" -> none -> euler_a).
-CLOSEST_SAMPLER = (("euler a", "euler_a"), ("euler", "euler"), ("ddim", "ddim"), ("plms", "pndm"),
-                   ("lcm", "lcm"), ("lms", "lms"))
-FALLBACK_SAMPLER = "euler_a"
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}  # A1111: just resize, crop, fill, latent
 
 
@@ -188,35 +179,9 @@ def img2img() -> Response:
     if req.mask is None:
         return _generate("img2img", req, {**body, "init_image": req.init_images[0]})
     inpaint = {"image": req.init_images[0], "mask_blur": req.mask_blur, "invert_mask": bool(req.inpainting_mask_invert)}
-    return _generate("inpaint", req, {**body, **inpaint}, {"mask": a1111_mask(req.mask, services().settings)})
-
-
-def a1111_mask(value: str, settings: Settings) -> bytes:
-    """The mask as A1111 reads it: by its alpha when it has transparency (opaque repaints), else grey."""
-    data = image_bytes("mask", value, settings)
-    try:
-        image = Image.open(io.BytesIO(data))
-        has_alpha = image.mode in ("RGBA", "LA") or "transparency" in image.info
-        alpha = image.convert("RGBA").getchannel("A") if has_alpha else None
-    except (UnidentifiedImageError, OSError):
-        return data  # the job's own validation names the problem
-    lowest = alpha.getextrema()[0] if alpha else 255
-    if alpha is None or not isinstance(lowest, (int, float)) or lowest == 255:
-        return data
-    out = io.BytesIO()
-    alpha.point(lambda a: 255 if a > 128 else 0).save(out, format="PNG")
-    return out.getvalue()
-
-
-def pick_sampler(name: str | None, default: str) -> tuple[str, bool]:
-    """Our sampler for an A1111 name, and whether it is that sampler (False: the closest we run)."""
-    if not name:
-        return default, True
-    ours = OURS_BY_A1111_NAME.get(name.strip().lower()) or canonical_sampler(name)
-    if ours:
-        return ours, True
-    lowered = name.lower()
-    return next((ours for key, ours in CLOSEST_SAMPLER if key in lowered), FALLBACK_SAMPLER), False
+    # A1111 reads a mask by its alpha when it has transparency (the opaque part repaints), else by its grey.
+    mask = png_bytes(decode_mask("mask", req.mask, services().settings, "opaque"))
+    return _generate("inpaint", req, {**body, **inpaint}, {"mask": mask})
 
 
 def _native_body(req: Txt2ImgRequest) -> dict[str, Any]:
@@ -228,7 +193,7 @@ def _native_body(req: Txt2ImgRequest) -> dict[str, Any]:
             f"batch_size x n_iter = {count} images; this server makes at most MAX_IMAGES={settings.max_images}",
             [{"field": "batch_size", "message": f"batch_size * n_iter must be at most {settings.max_images}",
               "type": "limit"}])
-    sampler, _ = pick_sampler(req.sampler_name or req.sampler_index, settings.default_sampler)
+    sampler, _ = from_a1111(req.sampler_name or req.sampler_index, settings.default_sampler)
     body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt, "sampler": sampler,
                             "num_images": count}
     optional = {"seed": req.seed if req.seed >= 0 else None, "num_inference_steps": req.steps,
@@ -241,17 +206,12 @@ def _generate(job_type: str, req: Txt2ImgRequest, body: dict[str, Any], files: d
               ) -> Response:
     """Queue the job, wait for it (A1111 clients block), answer with its images."""
     svc = services()
-    svc.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
-    job = wait_for_job(svc, submit(svc, job_type, body, files)[0].id, svc.settings.job_timeout)
-    if not job.status.finished:
-        raise GenerationTimeout(f"job {job.id} did not finish within JOB_TIMEOUT; see /jobs/{job.id}",
-                                {"job_id": job.id})
+    job = svc.generation.run(job_type, body, files)
     if job.status is JobStatus.CANCELED:  # interrupted: A1111 answers 200 with what it has
         info: dict[str, Any] = {"interrupted": True, "job_id": job.id, "error": job.error}
         return jsonify(GenerationResponse(images=[], parameters=_echo(req), info=json.dumps(info)).model_dump())
-    if job.status is not JobStatus.SUCCEEDED:
-        raise error_for(job.error or {})
-    paths = [path for name in (job.result or {}).get("files", []) if (path := svc.store.path(name))]
+    svc.generation.raise_if_failed(job)
+    paths = [path for name in svc.generation.result_files(job) if (path := svc.generation.file_path(name))]
     images = [base64.b64encode(path.read_bytes()).decode() for path in paths] if req.send_images else []
     info = _info(svc, job, req, paths)
     return jsonify(GenerationResponse(images=images, parameters=_echo(req), info=json.dumps(info)).model_dump())
@@ -270,8 +230,8 @@ def _info(svc: Services, job: Job, req: Txt2ImgRequest, paths: list[Any]) -> dic
     result = job.result or {}
     params, seeds = result.get("parameters", {}), result.get("seeds", [])
     requested = req.sampler_name or req.sampler_index
-    sampler, exact = pick_sampler(requested, svc.settings.default_sampler)
-    ran = A1111_SAMPLER_NAMES.get(params.get("sampler", sampler), params.get("sampler", sampler))
+    sampler, exact = from_a1111(requested, svc.settings.default_sampler)
+    ran = a1111_name(params.get("sampler", sampler))
     count = len(seeds)
     return {
         "prompt": params.get("prompt", req.prompt), "all_prompts": [params.get("prompt", req.prompt)] * count,
@@ -307,31 +267,23 @@ def _timestamp(epoch: float) -> str:
 @documented(query=ProgressQuery, responses={200: ProgressResponse})
 def progress() -> Response:
     """Progress of the running job, with its latest preview unless skip_current_image=true."""
-    svc = services()
+    generation = services().generation
     skip = ProgressQuery.model_validate(request.args.to_dict()).skip_current_image
-    counts = svc.jobs.counts()
-    waiting = counts[JobStatus.QUEUED.value] + counts[JobStatus.RUNNING.value]
-    live = svc.worker.current
+    queue = generation.queue_status()
+    waiting = queue["queuedJobs"] + queue["processingJobs"]
+    live = generation.live()
     if live is None:
         idle = ProgressResponse(progress=0.0, eta_relative=0.0, state=ProgressState(job_count=waiting))
         return jsonify(idle.model_dump())
-    job = svc.jobs.get(live.job_id)
+    job = generation.get(live.job_id)
     state = ProgressState(interrupted=job.cancel_requested, stopping_generation=job.cancel_requested, job=job.id,
                           job_count=waiting, job_timestamp=_timestamp(job.started_at or job.created_at),
                           sampling_step=live.step, sampling_steps=live.total)
-    image = None if skip or not live.preview else _base64_file(svc, live.preview)
+    preview = None if skip or not live.preview else generation.read_file(live.preview)
+    image = base64.b64encode(preview).decode() if preview else None
     body = ProgressResponse(progress=round(live.fraction, 4), eta_relative=live.eta_seconds() or 0.0, state=state,
                             current_image=image, textinfo=f"Step {live.step}/{live.total}", current_task=job.id)
     return jsonify(body.model_dump())
-
-
-def _base64_file(svc: Services, name: str) -> str | None:
-    """A generated file as base64, or None when it is gone (previews are replaced all the time)."""
-    path = svc.store.path(name)
-    try:
-        return base64.b64encode(path.read_bytes()).decode() if path else None
-    except FileNotFoundError:
-        return None
 
 
 @bp.post("/interrupt")
@@ -339,12 +291,7 @@ def _base64_file(svc: Services, name: str) -> str | None:
 @documented(responses={200: Empty})
 def interrupt() -> Response:
     """Stop the running job at its next step; its caller gets 200 with no images (skip does the same)."""
-    svc = services()
-    live = svc.worker.current
-    if live is not None:
-        svc.worker.request_cancel(live.job_id)
-        svc.jobs.cancel(live.job_id)
-        svc.notifier.notify()
+    services().generation.interrupt()
     return jsonify({})
 
 
@@ -353,14 +300,10 @@ def interrupt() -> Response:
 @documented(responses={200: SamplerList})
 def samplers() -> Response:
     """Our samplers under their A1111 names."""
-    items = [Sampler(name=A1111_SAMPLER_NAMES[ours], aliases=[ours, *_aliases(ours)],
-                     options={"scheduler": kind, **({"note": SAMPLER_NOTES[ours]} if ours in SAMPLER_NOTES else {})})
-             for ours, kind in SAMPLERS.items()]
+    items = [Sampler(name=s.a1111_name, aliases=[s.name, *s.aliases],
+                     options={"scheduler": s.genai_type, **({"note": s.note} if s.note else {})})
+             for s in SAMPLERS.values()]
     return jsonify([item.model_dump() for item in items])
-
-
-def _aliases(ours: str) -> list[str]:
-    return ["plms"] if ours == "pndm" else ["k_euler_a"] if ours == "euler_a" else []
 
 
 @bp.get("/schedulers")

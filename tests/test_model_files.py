@@ -16,10 +16,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-import sdedge.models
+import sdedge.model_files
 from sdedge.config import Settings
 from sdedge.errors import ModelDownloadError, ModelError
-from sdedge.models import (
+from sdedge.model_files import (
     ALLOW_PATTERNS,
     MARKER_NAME,
     OPTIONAL_FILES,
@@ -350,14 +350,14 @@ def test_hub_lost_after_model_info_is_an_interruption(
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    remote_revision = sdedge.models._remote_revision
+    remote_revision = sdedge.model_files._remote_revision
 
     def then_lose_the_hub(settings: Settings) -> tuple[str, int, frozenset[str]]:
         answer = remote_revision(settings)
         monkeypatch.setenv("HF_ENDPOINT", dead)
         return answer
 
-    monkeypatch.setattr(sdedge.models, "_remote_revision", then_lose_the_hub)
+    monkeypatch.setattr(sdedge.model_files, "_remote_revision", then_lose_the_hub)
     monkeypatch.setattr(time, "sleep", lambda _: None)  # hub 2.x backs off 23 s retrying the dead hub
 
     with pytest.raises(ModelDownloadError, match=rf"download of {REPO} was interrupted .*sdedge download"):

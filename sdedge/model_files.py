@@ -1,10 +1,9 @@
-"""Find the Stable Diffusion model on disk, check it is complete, and download it from the hub."""
+"""Model files: find the Stable Diffusion model on disk, check it is complete, and download it from the hub."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,16 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, snapshot_download
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HfHubHTTPError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
 from tqdm.auto import tqdm
 
 from sdedge.config import Settings, looks_like_local_path
-from sdedge.errors import ModelDownloadError, ModelError
+from sdedge.errors import ModelDownloadError, ModelError, map_exceptions
+from sdedge.foreign_errors import hub_endpoint, hub_errors
 
 log = logging.getLogger(__name__)
 
@@ -223,11 +217,6 @@ def _finish(settings: Settings, folder: Path, revision: str, listed: frozenset[s
     log.info("model %s (revision %s) is complete in %s", repo, revision, folder)
 
 
-def _endpoint() -> str | None:
-    # huggingface_hub reads HF_ENDPOINT once at import; read it per call so later changes count.
-    return os.environ.get("HF_ENDPOINT") or None
-
-
 def _token(settings: Settings) -> str | None:
     # None lets huggingface_hub fall back to HF_TOKEN or the token saved by `hf auth login`.
     return settings.huggingface_token or None
@@ -237,11 +226,9 @@ def _remote_revision(settings: Settings) -> tuple[str, int, frozenset[str]]:
     """Ask the hub for the commit to fetch, and the names and byte total of its allowed files."""
     # Asked separately because snapshot_download, when this call fails, quietly returns
     # whatever half-downloaded local_dir exists instead of raising.
-    api = HfApi(endpoint=_endpoint(), token=_token(settings))
-    try:
+    api = HfApi(endpoint=hub_endpoint(), token=_token(settings))
+    with map_exceptions(hub_errors(settings.stable_diffusion_repo_id)):
         info = api.model_info(settings.stable_diffusion_repo_id, files_metadata=True, timeout=_API_TIMEOUT)
-    except Exception as exc:
-        raise _download_error(settings, exc) from exc
     if not info.sha:
         raise ModelDownloadError(f"the model hub gave no revision for {settings.stable_diffusion_repo_id}")
     allowed = [s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS)]
@@ -250,7 +237,7 @@ def _remote_revision(settings: Settings) -> tuple[str, int, frozenset[str]]:
 
 def _snapshot(settings: Settings, folder: Path, revision: str, *, force: bool, show_progress: bool) -> None:
     """Fetch the allowed files of one pinned commit into folder; resumes what is already there."""
-    try:
+    with map_exceptions(hub_errors(settings.stable_diffusion_repo_id, transfer=True)):
         snapshot_download(
             settings.stable_diffusion_repo_id,
             revision=revision,  # pinned, so every file comes from the commit we checked
@@ -259,12 +246,10 @@ def _snapshot(settings: Settings, folder: Path, revision: str, *, force: bool, s
             cache_dir=folder / _HF_META_DIR / "huggingface" / "hub",
             allow_patterns=ALLOW_PATTERNS,
             token=_token(settings),
-            endpoint=_endpoint(),
+            endpoint=hub_endpoint(),
             force_download=force,
             tqdm_class=None if show_progress else _QuietTqdm,
         )
-    except Exception as exc:
-        raise _download_error(settings, exc, transfer=True) from exc
 
 
 class _QuietTqdm(tqdm):
@@ -308,67 +293,3 @@ def _report(folder: Path, total: int, on_progress: ProgressCallback) -> None:
         on_progress(min(done, total) if total else done, total)
     except Exception:  # a broken progress display must not break the download
         log.exception("download progress report failed")
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-def _download_error(settings: Settings, exc: BaseException, *, transfer: bool = False) -> ModelDownloadError:
-    """One line naming the repo for whatever huggingface_hub raised (transfer: while fetching files)."""
-    repo = settings.stable_diffusion_repo_id
-    cause = _root_cause(exc)
-    status = _http_status(cause)
-    if isinstance(cause, GatedRepoError) or (status in (401, 403) and not isinstance(cause, RepositoryNotFoundError)):
-        return ModelDownloadError(f"access to {repo} was refused (HTTP {status}): set HUGGINGFACE_TOKEN or HF_TOKEN")
-    if isinstance(cause, (RepositoryNotFoundError, RevisionNotFoundError)) or status == 404:
-        return ModelDownloadError(_not_found(repo, status))
-    if transfer:
-        reason = f"the model hub answered HTTP {status}" if status else _first_line(cause)
-        return ModelDownloadError(f"download of {repo} was interrupted ({reason}): run `sdedge download` to resume")
-    if status is not None:
-        return ModelDownloadError(f"download of {repo} failed: the model hub answered HTTP {status}")
-    if _is_network_error(cause):
-        where = _endpoint() or "https://huggingface.co"
-        return ModelDownloadError(f"cannot reach the model hub at {where} to download {repo}: {_first_line(cause)}")
-    return ModelDownloadError(f"download of {repo} failed: {_first_line(cause)}")
-
-
-def _not_found(repo: str, status: int | None) -> str:
-    # Without a token the hub answers 401, not 404, for a missing repo (so private ones stay hidden).
-    if status in (401, 403):
-        return (
-            f"{repo} was not found on the model hub or is private (HTTP {status}): "
-            "check STABLE_DIFFUSION_REPO_ID, or set HUGGINGFACE_TOKEN or HF_TOKEN"
-        )
-    return f"{repo} was not found on the model hub (HTTP {status or 404}): check STABLE_DIFFUSION_REPO_ID"
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    # huggingface_hub wraps network failures in LocalEntryNotFoundError or ValueError("Force download failed").
-    while exc.__cause__ is not None and not isinstance(exc, HfHubHTTPError):
-        exc = exc.__cause__
-    return exc
-
-
-def _http_status(exc: BaseException) -> int | None:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status if isinstance(exc, HfHubHTTPError) and isinstance(status, int) else None
-
-
-_TRANSPORT_MODULES = ("httpx2", "httpcore2", "httpx", "httpcore", "requests", "urllib3")
-
-
-def _is_network_error(exc: BaseException) -> bool:
-    """True for transport failures, without importing the HTTP client huggingface_hub uses.
-
-    That is httpx2 (hub 2.x), httpx (hub 1.x) or requests (hub 0.x); their inner exceptions come
-    from httpcore2, httpcore or urllib3, which chain the socket error only as __context__.
-    """
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    return any(cls.__module__.split(".")[0] in _TRANSPORT_MODULES for cls in type(exc).__mro__)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

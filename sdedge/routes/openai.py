@@ -7,28 +7,27 @@ blueprint-level handlers; the rest of the app keeps sdedge's own shape.
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import time
 from typing import Any, Literal
 from urllib.parse import urljoin
 
 from flask import Blueprint, Response, jsonify, request
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
-from sdedge.api import wait_for_job
-from sdedge.app import Services, services
-from sdedge.config import Settings
 from sdedge.errors import (
-    GenerationTimeout, InvalidRequest, NotFound, SdedgeError, UnsupportedMediaType, error_for, from_http_exception,
+    InvalidRequest, NotFound, SdedgeError, UnsupportedMediaType, error_for, from_http_exception, internal_error,
     invalid_from_pydantic,
 )
-from sdedge.jobs import Job, JobStatus
-from sdedge.jobs_api import file_url, json_body, submit
-from sdedge.openapi import documented
+from sdedge.image_fitting import within_limits
+from sdedge.job_store import Job, JobStatus
+from sdedge.openapi_spec import documented
+from sdedge.routes.http_input import json_body
+from sdedge.service import GenerationService
+from sdedge.services import Services, services
+from sdedge.uploads import decode_mask, image_size, png_bytes
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ def _http_error(exc: HTTPException) -> Response:
 @bp.errorhandler(Exception)
 def _unexpected_error(exc: Exception) -> Response:
     log.exception("unhandled error")
-    return openai_error(SdedgeError("internal server error", {"type": type(exc).__name__}))
+    return openai_error(internal_error(exc))
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -174,15 +173,19 @@ def generations() -> Response:
 def edits() -> Response:
     """Edit an image: inpainting with a mask, image-to-image without; blocks until ready."""
     req = _edit_form()
-    image = open_image(req.image, "image")
-    width, height = parse_size(req.size) if req.size not in (None, "auto") else fit_size(image.size, services().settings)
+    settings = services().settings
+    size = image_size("image", req.image, settings)
+    width, height = parse_size(req.size) if req.size not in (None, "auto") else within_limits(size, settings)
     body = _native_body(req, width, height)
     if req.strength is not None:
         body["strength"] = req.strength
     if req.mask is None:
         return _run("img2img", req, body, {"init_image": req.image})
-    mask = repaint_mask(open_image(req.mask, "mask"), image.size)
-    return _run("inpaint", req, body, {"image": req.image, "mask": mask})
+    mask = decode_mask("mask", req.mask, settings, "transparent")  # OpenAI: transparent pixels are edited
+    if mask.size != size:
+        message = f"mask is {mask.size[0]}x{mask.size[1]} but image is {size[0]}x{size[1]}; they must match"
+        raise InvalidRequest(message, [{"field": "mask", "message": message, "type": "size"}])
+    return _run("inpaint", req, body, {"image": req.image, "mask": png_bytes(mask)})
 
 
 @bp.get("/models")
@@ -216,40 +219,6 @@ def parse_size(size: str | None) -> tuple[int | None, int | None]:
     if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
         raise InvalidRequest(f"size must be 'WIDTHxHEIGHT' such as '512x512', got {size!r}", [{"field": "size"}])
     return int(parts[0]), int(parts[1])
-
-
-def fit_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
-    """An upload's size scaled into the limits, keeping its aspect, in multiples of 8."""
-    width, height = size
-    scale = min(1.0, settings.max_width / width, settings.max_height / height)
-    return tuple(max(settings.min_size, int(side * scale) // 8 * 8) for side in (width, height))  # type: ignore[return-value]
-
-
-def open_image(data: bytes, field: str) -> Image.Image:
-    """Decode an upload, or a 400 naming the field."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidRequest(f"{field} is not a PNG, JPEG or WebP image", [{"field": field}]) from exc
-    return image
-
-
-def repaint_mask(mask: Image.Image, size: tuple[int, int]) -> bytes:
-    """OpenAI's mask (transparent = edit) as ours: a PNG, white where to repaint."""
-    if mask.size != size:
-        raise InvalidRequest(f"mask is {mask.size[0]}x{mask.size[1]} but image is {size[0]}x{size[1]}; "
-                             "they must match", [{"field": "mask"}])
-    rgba = mask.convert("RGBA")
-    alpha = rgba.getchannel("A")
-    lowest = alpha.getextrema()[0]
-    if isinstance(lowest, (int, float)) and lowest < 255:  # transparent pixels are the ones to edit
-        ours = alpha.point(lambda a: 255 if a == 0 else 0)
-    else:
-        ours = mask.convert("L")
-    out = io.BytesIO()
-    ours.save(out, format="PNG")
-    return out.getvalue()
 
 
 def _edit_form() -> ImageEditForm:
@@ -290,27 +259,21 @@ def _native_body(req: ImageGenerationRequest, width: int | None, height: int | N
 def _run(job_type: str, req: ImageGenerationRequest, body: dict[str, Any],
          files: dict[str, bytes] | None = None) -> Response:
     """Queue the job (uploads as raw bytes), wait for it, and answer with its images."""
-    svc = services()
-    svc.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
-    job, _ = submit(svc, job_type, body, files)
-    job = wait_for_job(svc, job.id, svc.settings.job_timeout)
-    if not job.status.finished:
-        raise GenerationTimeout(f"job {job.id} did not finish within JOB_TIMEOUT; see /jobs/{job.id}",
-                                {"job_id": job.id})
-    if job.status is not JobStatus.SUCCEEDED:
+    generation = services().generation
+    job = generation.run(job_type, body, files)
+    if job.status is not JobStatus.SUCCEEDED:  # failed or canceled: its stored error, in OpenAI's shape
         raise error_for(job.error or {})
-    return jsonify(_images_response(svc, job, req.response_format or "b64_json").model_dump(exclude_none=True))
+    return jsonify(_images_response(generation, job, req.response_format or "b64_json").model_dump(exclude_none=True))
 
 
-def _images_response(svc: Services, job: Job, response_format: str) -> ImagesResponse:
-    result = job.result or {}
-    params = result.get("parameters", {})
+def _images_response(generation: GenerationService, job: Job, response_format: str) -> ImagesResponse:
+    params = (job.result or {}).get("parameters", {})
     data = []
-    for name in result.get("files", []):
+    for name in generation.result_files(job):
         if response_format == "url":
-            data.append(ImageData(url=urljoin(request.host_url, file_url(svc, name))))
+            data.append(ImageData(url=urljoin(request.host_url, generation.file_url(name))))
         else:
-            path = svc.store.path(name)
-            data.append(ImageData(b64_json=_b64(path.read_bytes()) if path else None))
+            content = generation.read_file(name)
+            data.append(ImageData(b64_json=_b64(content) if content else None))
     size = f"{params.get('width')}x{params.get('height')}"
     return ImagesResponse(created=int(job.finished_at or time.time()), data=data, size=size)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Blueprint, Response, send_from_directory
 
-from sdedge.app import static_dir
-
 bp = Blueprint("page", __name__)
+
+
+def static_dir() -> Path:
+    """The page's folder: packaged inside sdedge/ by `pip install .`, or the repo's static/."""
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "static"
+    return packaged if packaged.is_dir() else package.parent / "static"
 
 
 @bp.get("/")

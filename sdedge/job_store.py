@@ -1,4 +1,4 @@
-"""Durable jobs in SQL (SQLite by default): states, the atomic claim, recovery and pruning.
+"""The job store: durable jobs in SQL (SQLite by default), their states, the atomic claim, recovery, pruning.
 
 The store is the only code that talks SQL. Any number of workers, in one process or several sharing
 a server database, may call `claim_next`: the claim is one UPDATE guarded by `status = 'queued'`.
@@ -32,10 +32,6 @@ class JobStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
-
-    def to_dict(self) -> str:
-        """JSON form."""
-        return self.value
 
     @property
     def finished(self) -> bool:
@@ -114,6 +110,16 @@ class Job:
         )
 
 
+    def to_dict(self) -> dict[str, Any]:
+        """The job's own record, JSON-ready (the public view adds live progress and URLs to it)."""
+        return {
+            "id": self.id, "type": self.type, "status": self.status.value, "priority": self.priority,
+            "request": self.request, "result": self.result, "error": self.error, "attempts": self.attempts,
+            "progress": {"step": self.progress_step, "total": self.progress_total},
+            "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
+        }
+
+
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
@@ -132,10 +138,10 @@ class JobStore:
     """Jobs in SQL through SQLAlchemy."""
 
     def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        self.db: Engine = create_engine(url, future=True)  # SQLAlchemy's engine: the database connection pool
+        if self.db.dialect.name == "sqlite":
+            event.listen(self.db, "connect", _sqlite_pragmas)
+        metadata.create_all(self.db)
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, job_type: str, request: dict[str, Any], params: dict[str, Any], *, priority: int = 0,
@@ -150,7 +156,7 @@ class JobStore:
                "cancel_requested": False, "created_at": now, "progress_total": params.get("steps", 0) or 0,
                "progress_step": 0}
         try:
-            with self.engine.begin() as conn:
+            with self.db.begin() as conn:
                 conn.execute(jobs_table.insert().values(**row))
         except IntegrityError:  # the same key submitted concurrently: the other insert won
             existing = self.find_by_key(idempotency_key) if idempotency_key else None
@@ -166,7 +172,7 @@ class JobStore:
             select(c.id).where(c.status == JobStatus.QUEUED.value)
             .order_by(c.priority.desc(), c.seq.asc()).limit(1)
         )
-        if self.engine.dialect.name == "postgresql":
+        if self.db.dialect.name == "postgresql":
             best = best.with_for_update(skip_locked=True)
         now = time.time()
         claim = (
@@ -176,7 +182,7 @@ class JobStore:
                     attempts=c.attempts + 1, progress_step=0)
             .returning(*jobs_table.c)
         )
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(claim).mappings().first()
         return Job.from_row(row) if row else None
 
@@ -185,7 +191,7 @@ class JobStore:
         values: dict[str, Any] = {"progress_step": step, "progress_total": total, "heartbeat_at": time.time()}
         if preview:
             values["preview"] = preview
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
             flag = conn.execute(select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()
         return bool(flag)
@@ -201,14 +207,14 @@ class JobStore:
             values.update(files=json.dumps(files), bytes=size)
         if step is not None:
             values["progress_step"] = step
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
 
     def requeue(self, job_id: str, *, count_attempt: bool = False) -> None:
         """Put a running job back in the queue (graceful stop: the attempt does not count)."""
         c = jobs_table.c
         attempts = c.attempts if count_attempt else c.attempts - 1
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value).values(
                 status=JobStatus.QUEUED.value, worker=None, attempts=attempts, progress_step=0,
                 cancel_requested=False, started_at=None, preview=None))
@@ -216,7 +222,7 @@ class JobStore:
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once, or flag a running one to stop at its next step."""
         c = jobs_table.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             done = conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.QUEUED.value)
                                 .values(status=JobStatus.CANCELED.value, finished_at=time.time())).rowcount
             if not done:
@@ -229,7 +235,7 @@ class JobStore:
         job = self.get(job_id)
         if not job.status.finished:
             raise Conflict(f"job {job_id} is {job.status.value}; cancel it first", {"status": job.status.value})
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(jobs_table.delete().where(jobs_table.c.id == job_id))
         return job
 
@@ -239,7 +245,7 @@ class JobStore:
         c = jobs_table.c
         ours = (c.status == JobStatus.RUNNING.value) & c.worker.like(f"{host_prefix}%")
         interrupted = json.dumps({"code": "interrupted", "message": "the server stopped while this job ran, twice"})
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             failed = conn.execute(update(jobs_table).where(ours, c.attempts >= max_attempts).values(
                 status=JobStatus.FAILED.value, error=interrupted, finished_at=time.time(), worker=None)).rowcount
             requeued = conn.execute(update(jobs_table).where(ours).values(
@@ -250,7 +256,7 @@ class JobStore:
     def prunable(self, older_than: float, max_total_bytes: int) -> list[Job]:
         """Finished jobs to remove: older than the cut-off, then the oldest until under the size budget."""
         c = jobs_table.c
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(select(jobs_table).where(c.status.in_(FINISHED_VALUES))
                                 .order_by(c.finished_at.asc())).mappings().all()
             total = conn.execute(select(func.coalesce(func.sum(c.bytes), 0))).scalar() or 0
@@ -263,13 +269,13 @@ class JobStore:
 
     def remove(self, job_ids: list[str]) -> None:
         """Delete rows without checks (pruning)."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(jobs_table.delete().where(jobs_table.c.id.in_(job_ids)))
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         """One job, or NotFound."""
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(jobs_table).where(jobs_table.c.id == job_id)).mappings().first()
         if row is None:
             raise NotFound(f"no job {job_id!r}")
@@ -277,7 +283,7 @@ class JobStore:
 
     def find_by_key(self, key: str) -> Job | None:
         """The job submitted with this idempotency key, if any."""
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(jobs_table).where(jobs_table.c.idempotency_key == key)).mappings().first()
         return Job.from_row(row) if row else None
 
@@ -289,7 +295,7 @@ class JobStore:
             query = query.where(c.status == status)
         if before is not None:
             query = query.where(c.seq < before)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [Job.from_row(r) for r in conn.execute(query).mappings().all()]
 
     def position(self, job: Job) -> int:
@@ -297,13 +303,13 @@ class JobStore:
         c = jobs_table.c
         ahead = (c.status == JobStatus.QUEUED.value) & (
             (c.priority > job.priority) | ((c.priority == job.priority) & (c.seq < job.seq)))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.execute(select(func.count()).where(ahead)).scalar() or 0)
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
         c = jobs_table.c
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(select(c.status, func.count()).group_by(c.status)).all()
         return {status.value: 0 for status in JobStatus} | {s: n for s, n in rows}
 
@@ -312,7 +318,7 @@ class JobStore:
         c = jobs_table.c
         recent = (select((c.finished_at - c.started_at).label("d")).where(c.status == JobStatus.SUCCEEDED.value)
                   .order_by(c.finished_at.desc()).limit(last).subquery())
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             value = conn.execute(select(func.avg(recent.c.d))).scalar()
         return float(value) if value is not None else None
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, built from the app's url_map and the pydantic models; /openapi.json and /docs.
+"""The OpenAPI 3.1 document, built from the app's url_map and the pydantic models (served by routes/docs.py).
 
 Views describe themselves with `@documented(request=..., responses={200: Model})`; routes of modules that
 do not use the decorator are described by `KNOWN_ROUTES`, and any other route still appears with its
@@ -12,21 +12,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
-from pydantic import BaseModel
+from flask import Flask, current_app
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from sdedge import __version__
-from sdedge.schemas import REQUEST_MODELS, GenerateRequest, ImageResponse
-
-bp = Blueprint("openapi", __name__)
+from sdedge.modes import MODES
+from sdedge.request_schemas import GenerateRequest, ImageResponse
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 TAGS = {"api": "core", "jobs": "jobs", "a1111": "AUTOMATIC1111", "openai": "OpenAI", "page": "page",
         "openapi": "documentation"}
-CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+
+
+class ErrorDetail(BaseModel):
+    """One problem of a request: the field it is about (null when none), what is wrong, its kind."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = None
+    message: str
+    type: str
 
 
 class ErrorBody(BaseModel):
@@ -34,7 +42,7 @@ class ErrorBody(BaseModel):
 
     code: str
     message: str
-    details: Any = None
+    details: list[ErrorDetail]
 
 
 class ErrorResponse(BaseModel):
@@ -73,9 +81,10 @@ KNOWN_ROUTES: dict[str, RouteDoc] = {
     "api.generated_file": RouteDoc(response_content="image/png"),
     "api.health": RouteDoc(responses={200: None, 503: None}),
     "api.health_ready": RouteDoc(responses={200: None, 503: None}),
-    **{f"jobs.submit_{mode.replace('-', '_')}": RouteDoc(request=model, request_content=JSON_OR_FORM,
-                                                         responses={200: None, 202: None})
-       for mode, model in REQUEST_MODELS.items()},
+    **{f"jobs.submit_{mode.value.replace('-', '_')}": RouteDoc(request=spec.request_model,
+                                                               request_content=JSON_OR_FORM,
+                                                               responses={200: None, 202: None})
+       for mode, spec in MODES.items()},
     "jobs.job_events": RouteDoc(response_content="text/event-stream"),
     "page.index": RouteDoc(response_content="text/html"),
     "page.asset": RouteDoc(response_content="*/*"),
@@ -190,56 +199,3 @@ def document() -> dict[str, Any]:
     if cached is None:
         cached = current_app.extensions["sdedge.openapi"] = build_document(current_app)
     return cached
-
-
-@bp.get("/openapi.json")
-def openapi_json() -> Response:
-    """The OpenAPI 3.1 document of every route this server answers."""
-    return jsonify(document())
-
-
-@bp.get("/docs")
-def docs() -> Response:
-    """A human page rendering /openapi.json; loads nothing from other origins."""
-    return Response(DOCS_PAGE, mimetype="text/html", headers={"Content-Security-Policy": CSP})
-
-
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>sdedge API</title>
-<style>
-body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:960px;padding:1rem;color:#1d2330}
-h1{margin:.2rem 0}h2{margin-top:2rem;border-bottom:1px solid #ccd}code,pre{font:13px ui-monospace,monospace}
-details{border:1px solid #dde;border-radius:6px;margin:.4rem 0;padding:.3rem .6rem;background:#fafbfd}
-summary{cursor:pointer}.m{display:inline-block;min-width:4.2rem;font-weight:700;text-transform:uppercase}
-.get{color:#176}.post{color:#a50}.delete{color:#b22}.put,.patch{color:#55a}
-pre{background:#f0f2f6;padding:.5rem;overflow:auto;max-height:28rem}.s{color:#556}
-</style></head><body>
-<h1>sdedge API</h1><p class="s" id="info">Loading <a href="openapi.json">openapi.json</a>...</p>
-<div id="ops"></div><h2>Schemas</h2><div id="schemas"></div>
-<script>
-function el(tag, text, cls) { const e = document.createElement(tag); if (text) e.textContent = text;
-  if (cls) e.className = cls; return e; }
-function block(title, value) { const d = el("details"); d.append(el("summary", title), el("pre", JSON.stringify(value, null, 2)));
-  return d; }
-function operation(path, method, op) {
-  const d = el("details"), s = el("summary");
-  s.append(el("span", method, "m " + method), el("code", path), el("span", "  " + (op.summary || ""), "s"));
-  d.append(s);
-  if (op.parameters && op.parameters.length) d.append(block("parameters", op.parameters));
-  if (op.requestBody) d.append(block("request body", op.requestBody.content));
-  for (const [code, r] of Object.entries(op.responses || {})) d.append(block("response " + code, r.content || r.description));
-  return d;
-}
-fetch("openapi.json").then(r => r.json()).then(doc => {
-  document.getElementById("info").textContent = doc.info.description + " Version " + doc.info.version + ".";
-  const byTag = {};
-  for (const [path, item] of Object.entries(doc.paths))
-    for (const [method, op] of Object.entries(item)) (byTag[op.tags[0]] = byTag[op.tags[0]] || []).push([path, method, op]);
-  const ops = document.getElementById("ops");
-  for (const [tag, list] of Object.entries(byTag)) { ops.append(el("h2", tag)); for (const o of list) ops.append(operation(...o)); }
-  const schemas = document.getElementById("schemas");
-  for (const [name, schema] of Object.entries(doc.components.schemas)) schemas.append(block(name, schema));
-}).catch(err => { document.getElementById("info").textContent = "could not load openapi.json: " + err; });
-</script></body></html>
-"""

@@ -1,4 +1,4 @@
-"""Decoding uploads safely, fitting them, masks and compositing."""
+"""Decoding uploads safely: formats, limits checked on the header, EXIF, alpha, masks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import make_settings
 from sdedge.config import Settings
 from sdedge.errors import InvalidRequest, PayloadTooLarge
-from sdedge.images import composite, decode_image, default_size, fit_to_size, prepare_mask
+from sdedge.uploads import decode_image, decode_mask, png_bytes
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
@@ -93,28 +93,17 @@ def test_alpha_is_flattened_onto_the_background(limits: Settings) -> None:
     assert decode_image("mask", clear, limits, background="black").getpixel((0, 0)) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("mode", ["crop", "fit", "stretch"])
-def test_fit_to_size_gives_the_exact_size(mode: str) -> None:
-    assert fit_to_size(Image.new("RGB", (300, 100)), 64, 96, mode).size == (64, 96)
+def openai_mask() -> Image.Image:
+    """OpenAI's convention: opaque keeps, fully transparent (alpha 0) is edited."""
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))
+    return mask
 
 
-def test_default_size_keeps_the_aspect(limits: Settings) -> None:
-    assert default_size(Image.new("RGB", (1000, 500)), limits) == (64, 32)
-
-
-def test_mask_of_another_size_is_resized_and_inverted() -> None:
-    mask = Image.new("L", (10, 10), 0)
-    mask.paste(255, (0, 0, 5, 10))
-    prepared = prepare_mask(mask, (40, 40), 40, 40, "crop", blur=0, invert=True)
-    assert prepared.size == (40, 40) and prepared.getpixel((5, 5)) == 0 and prepared.getpixel((35, 5)) == 255
-
-
-def test_composite_keeps_unmasked_pixels_exactly() -> None:
-    original = Image.effect_noise((32, 32), 80).convert("RGB")
-    generated = Image.new("RGB", (32, 32), (1, 2, 3))
-    mask = Image.new("L", (32, 32), 0)
-    mask.paste(255, (8, 8, 24, 24))
-    out = np.asarray(composite(original, generated, mask))
-    keep = np.asarray(mask) == 0
-    assert np.array_equal(out[keep], np.asarray(original)[keep])
-    assert (out[~keep] == (1, 2, 3)).all()
+def test_repaint_mask_converts_transparency_and_keeps_plain_masks(limits: Settings) -> None:
+    converted = np.asarray(decode_mask("mask", png_bytes(openai_mask()), limits, "transparent"))
+    assert converted[0, 0] == 0 and converted[32, 32] == 255
+    plain = Image.new("L", (64, 64), 0)
+    plain.paste(255, (0, 0, 8, 8))
+    kept = np.asarray(decode_mask("mask", png_bytes(plain), limits, "transparent"))
+    assert kept[0, 0] == 255 and kept[32, 32] == 0

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from conftest import make_settings, start_app
-from sdedge.engine import SAMPLERS
+from sdedge.config import Settings
+from sdedge.samplers import SAMPLERS
 
 
 def post_image(client: FlaskClient, **fields: Any) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from PIL import Image
 from sdedge.app import create_app
 from sdedge.config import Settings
 from sdedge.errors import GenerationError, QueueFull
-from sdedge.openai_api import openai_error, repaint_mask
+from sdedge.routes.openai import openai_error
 from serverproc import ServerProcess
-from test_openapi import check_response
+from test_openapi_spec import check_response
 
 MODEL = "tiny-sd-int8-ov"
 FAST = {"num_inference_steps": 2}
@@ -145,15 +145,6 @@ def test_edit_refuses_a_mask_of_another_size_and_a_non_image(client: openai.Open
     with pytest.raises(openai.BadRequestError) as raised:
         client.images.edit(image=("in.png", b"not an image", "image/png"), prompt="x")
     assert raised.value.param == "image"
-
-
-def test_repaint_mask_converts_transparency_and_keeps_plain_masks() -> None:
-    converted = np.asarray(Image.open(io.BytesIO(repaint_mask(openai_mask(), (64, 64)))))
-    assert converted[0, 0] == 0 and converted[32, 32] == 255
-    plain = Image.new("L", (64, 64), 0)
-    plain.paste(255, (0, 0, 8, 8))
-    kept = np.asarray(Image.open(io.BytesIO(repaint_mask(plain, (64, 64)))))
-    assert kept[0, 0] == 255 and kept[32, 32] == 0
 
 
 def test_failed_jobs_tell_the_openai_client_not_to_resubmit(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""Generated images on disk: PNG files with their parameters embedded, served from one folder."""
+"""PNG files on disk: generated images (with their parameters embedded), previews, and stored job inputs."""
 
 from __future__ import annotations
 
@@ -11,41 +11,14 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from sdedge.engine import GenerationParams
+from sdedge.job_store import Job
 
 # File names we write and are willing to serve: no separators, no leading dot.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 
-A1111_SAMPLER_NAMES = {
-    "euler_a": "Euler a",
-    "euler": "Euler",
-    "ddim": "DDIM",
-    "pndm": "PLMS",
-    "lms": "LMS",
-    "lcm": "LCM",
-    "auto": "Automatic",
-}
 
-
-def infotext(params: GenerationParams, seed: int, model: str) -> str:
-    """AUTOMATIC1111's 'parameters' text, so other tools read our PNGs' settings."""
-    lines = [params.prompt]
-    if params.negative_prompt:
-        lines.append(f"Negative prompt: {params.negative_prompt}")
-    fields = {
-        "Steps": params.steps,
-        "Sampler": A1111_SAMPLER_NAMES.get(params.sampler, params.sampler),
-        "CFG scale": params.guidance_scale,
-        "Seed": seed,
-        "Size": f"{params.width}x{params.height}",
-        "Model": model,
-    }
-    lines.append(", ".join(f"{key}: {value}" for key, value in fields.items()))
-    return "\n".join(lines)
-
-
-class ImageStore:
-    """The folder of generated PNGs."""
+class FileStore:
+    """One folder of PNGs we wrote (generated images and previews, or a job's stored inputs)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -71,7 +44,7 @@ class ImageStore:
 
     def save_preview(self, job_id: str, image: Image.Image) -> str:
         """Overwrite the job's preview (fast PNG settings: it is replaced within seconds)."""
-        filename = f"{job_id}-preview.png"
+        filename = preview_name(job_id)
         self._check_name(filename)
         return self._write_png(filename, image, compress_level=1)
 
@@ -108,3 +81,16 @@ class ImageStore:
     def _check_name(filename: str) -> None:
         if not SAFE_NAME.match(filename):
             raise ValueError(f"unsafe file name {filename!r}")
+
+
+def preview_name(job_id: str) -> str:
+    """The file name of a job's step preview."""
+    return f"{job_id}-preview.png"
+
+
+def remove_job_files(images: FileStore, input_files: FileStore, job: Job) -> None:
+    """Delete a job's generated images, its last preview and its stored inputs."""
+    from sdedge.input_files import stored_names  # input_files imports this module
+
+    images.delete([*job.files, preview_name(job.id)])
+    input_files.delete(list(stored_names(job.params).values()))

@@ -10,10 +10,11 @@ import threading
 from enum import Enum
 from typing import Any
 
-from sdedge import models
+from sdedge import model_files
 from sdedge.config import Settings
-from sdedge.engine import Engine, GenerationParams, OpenVINOEngine
-from sdedge.mock import MockEngine
+from sdedge.engine.mock import MockEngine
+from sdedge.engine.openvino import OpenVINOEngine
+from sdedge.engine.params import Engine, GenerationParams
 from sdedge.errors import ModelNotReady, SdedgeError
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ class LoadState(str, Enum):
     MISSING = "missing"
     FAILED = "failed"
 
-    def to_dict(self) -> str:
-        """JSON form."""
-        return self.value
+    @property
+    def dead_end(self) -> bool:
+        """True when loading ended without an engine: nothing will run until the settings change."""
+        return self in (LoadState.MISSING, LoadState.FAILED)
 
 
 class EngineLoader:
@@ -72,8 +74,8 @@ class EngineLoader:
         return self.settings.stable_diffusion_repo_id.rstrip("/\\").split("/")[-1]
 
     def supports_image_inputs(self) -> bool:
-        """Whether the loaded engine can take input images (the mock always can)."""
-        return bool(getattr(self._engine, "supports_image_inputs", True))
+        """Whether the loaded engine can take input images (before loading: assume it can)."""
+        return self._engine is None or self._engine.supports_image_inputs
 
     @property
     def ready(self) -> bool:
@@ -100,13 +102,13 @@ class EngineLoader:
     def _build_engine(self) -> Engine:
         if self.settings.use_mocks:
             return MockEngine(self.settings.openvino_device)
-        path = models.resolve_model(self.settings)
+        path = model_files.resolve_model(self.settings)
         if path is None:
-            problem = models.model_problem(self.settings) or "model is not available"
+            problem = model_files.model_problem(self.settings) or "model is not available"
             if self.settings.model_is_local or not self.settings.auto_download_models:
                 raise _ModelMissing(problem)
             self._set(LoadState.DOWNLOADING, f"downloading {self.settings.stable_diffusion_repo_id}")
-            path = models.download_model(self.settings, show_progress=False, on_progress=self._on_download)
+            path = model_files.download_model(self.settings, show_progress=False, on_progress=self._on_download)
         self.model_path = str(path)
         self._set(LoadState.COMPILING, f"compiling the model for {self.settings.openvino_device}")
         return OpenVINOEngine(

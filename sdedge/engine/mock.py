@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sdedge.engine import GenerationOutput, GenerationParams, ImageInputs, StepCallback, StepEvent, never_stop
+from sdedge.engine.params import GenerationOutput, GenerationParams, ImageInputs, StepCallback, StepEvent, never_stop
 from sdedge.errors import GenerationCanceled
 
 
@@ -31,6 +31,8 @@ class MockEngine:
                     raise GenerationCanceled("generation canceled")
             images.append(_placeholder(params.width, params.height, params.seed_for(index)))
         return GenerationOutput(images, [params.seed_for(i) for i in range(params.num_images)])
+
+    supports_image_inputs = True
 
     def info(self) -> dict[str, Any]:
         """Mock facts."""

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API, as pydantic models.
+"""Request schemas of the native HTTP API (one per mode) and the /image response, as pydantic models.
 
 Requests accept snake_case and the seeds' camelCase (`negativePrompt`, `guidanceScale`, `steps`).
 Limits that depend on settings are applied by `to_params`, which also fills the defaults.
@@ -11,24 +11,21 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from sdedge.config import Settings
-from sdedge.engine import MAX_SEED, SAMPLERS, GenerationParams, canonical_sampler, random_seed
+from sdedge.engine.params import MAX_SEED, GenerationParams, random_seed
 from sdedge.errors import InvalidRequest
+from sdedge.samplers import SAMPLER_NAMES, canonical_sampler, sampler_defaults
 
 
 def _aliases(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-# Samplers whose own defaults (steps, guidance) beat the server's: LCM converges in a few steps and
-# needs no classifier-free guidance, which also halves each step (batch 1 instead of 2).
-SAMPLER_DEFAULTS: dict[str, tuple[int, float]] = {"lcm": (4, 1.0)}
-
-
 class GenerateRequest(BaseModel):
     """Text-to-image request, shared by POST /image and the job routes."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
-    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ()  # the input images this mode takes, in the order of image_fields()
+    # The input images this mode takes: request field -> the engine's input slot (image, mask, style).
+    IMAGE_INPUTS: ClassVar[dict[str, str]] = {}
 
     prompt: str = Field(..., description="What to draw (required; may be empty, as A1111 clients send it).")
     negative_prompt: str = Field(
@@ -47,7 +44,7 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, ge=-1, le=MAX_SEED, description="Same seed, same image; -1 or absent: random.")
     sampler: str | None = Field(
         None, validation_alias=_aliases("sampler", "scheduler", "sampler_name", "samplerName"),
-        description=f"One of {', '.join(SAMPLERS)} (plms = pndm).",
+        description=f"One of {', '.join(SAMPLER_NAMES)} (plms = pndm).",
     )
     num_images: int = Field(
         1, ge=1, validation_alias=_aliases("num_images", "numImages", "n"),
@@ -67,12 +64,12 @@ class GenerateRequest(BaseModel):
             return None
         name = canonical_sampler(value)
         if name is None:
-            raise ValueError(f"unknown sampler {value!r}; valid: {', '.join(SAMPLERS)}, plms")
+            raise ValueError(f"unknown sampler {value!r}; valid: {', '.join(SAMPLER_NAMES)}, plms")
         return name
 
     def image_fields(self) -> dict[str, str | bytes]:
         """The input images this request carries, by field name (none for text-to-image)."""
-        return {}
+        return {name: getattr(self, name) for name in self.IMAGE_INPUTS}
 
     def mode_params(self) -> dict[str, Any]:
         """Mode-specific engine parameters."""
@@ -87,7 +84,7 @@ class GenerateRequest(BaseModel):
             raise InvalidRequest(f"outside the server's limits: {summary}", problems)
         seed = random_seed() if self.seed is None or self.seed < 0 else self.seed
         sampler = self.sampler or settings.default_sampler
-        steps, guidance = SAMPLER_DEFAULTS.get(sampler, (settings.default_steps, settings.default_guidance_scale))
+        steps, guidance = sampler_defaults(sampler, settings.default_steps, settings.default_guidance_scale)
         return GenerationParams(
             prompt=self.prompt,
             negative_prompt=self.negative_prompt,
@@ -124,10 +121,10 @@ def _resize_field() -> Any:
                  description="How an input is fitted to width x height: crop (cover), fit (pad) or stretch.")
 
 
-class Img2ImgRequest(GenerateRequest):
+class ImageToImageRequest(GenerateRequest):
     """Image-to-image: the text fields plus an init image and a strength."""
 
-    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ("init_image",)
+    IMAGE_INPUTS: ClassVar[dict[str, str]] = {"init_image": "image"}
 
     init_image: ImageValue = Field(..., validation_alias=_aliases("init_image", "initImage", "image"),
                                    description="PNG, JPEG or WebP: data URL, bare base64, or a multipart file.")
@@ -135,19 +132,15 @@ class Img2ImgRequest(GenerateRequest):
                             description="0 returns the input unchanged, 1 repaints it entirely.")
     resize_mode: ResizeMode = _resize_field()
 
-    def image_fields(self) -> dict[str, ImageValue]:
-        """The init image."""
-        return {"init_image": self.init_image}
-
     def mode_params(self) -> dict[str, Any]:
         """img2img strength."""
         return {"mode": "img2img", "strength": self.strength}
 
 
-class InpaintRequest(GenerateRequest):
+class InpaintingRequest(GenerateRequest):
     """Inpainting: repaint where the mask is white, keep the rest pixel for pixel."""
 
-    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ("image", "mask")
+    IMAGE_INPUTS: ClassVar[dict[str, str]] = {"image": "image", "mask": "mask"}
 
     image: ImageValue = Field(..., validation_alias=_aliases("image", "init_image", "initImage"),
                               description="The picture to edit.")
@@ -162,10 +155,6 @@ class InpaintRequest(GenerateRequest):
                               description="Repaint the black part instead.")
     resize_mode: ResizeMode = _resize_field()
 
-    def image_fields(self) -> dict[str, ImageValue]:
-        """Image and mask."""
-        return {"image": self.image, "mask": self.mask}
-
     def mode_params(self) -> dict[str, Any]:
         """Inpainting strength."""
         return {"mode": "inpaint", "strength": self.strength}
@@ -174,7 +163,7 @@ class InpaintRequest(GenerateRequest):
 class StyleTransferRequest(GenerateRequest):
     """Style transfer: AdaIN in the VAE's latent space, then image-to-image (prompt optional)."""
 
-    IMAGE_FIELDS: ClassVar[tuple[str, ...]] = ("content_image", "style_image")
+    IMAGE_INPUTS: ClassVar[dict[str, str]] = {"content_image": "image", "style_image": "style"}
 
     prompt: str = Field("", description="Optional description of the result.")
     content_image: ImageValue = Field(..., validation_alias=_aliases("content_image", "contentImage"),
@@ -188,22 +177,10 @@ class StyleTransferRequest(GenerateRequest):
                                     description="How much of the content survives the final repaint.")
     resize_mode: ResizeMode = _resize_field()
 
-    def image_fields(self) -> dict[str, ImageValue]:
-        """Content and style images."""
-        return {"content_image": self.content_image, "style_image": self.style_image}
-
     def mode_params(self) -> dict[str, Any]:
         """Style and content strengths."""
         return {"mode": "style-transfer", "style_strength": self.style_strength,
                 "content_strength": self.content_strength}
-
-
-REQUEST_MODELS: dict[str, type[GenerateRequest]] = {
-    "text2img": GenerateRequest,
-    "img2img": Img2ImgRequest,
-    "inpaint": InpaintRequest,
-    "style-transfer": StyleTransferRequest,
-}
 
 
 def _limit_problems(req: GenerateRequest, settings: Settings, width: int, height: int) -> list[dict[str, Any]]:
@@ -223,14 +200,6 @@ def _limit_problems(req: GenerateRequest, settings: Settings, width: int, height
     if req.num_images > settings.max_images:
         bad("num_images", f"at most MAX_IMAGES={settings.max_images}")
     return problems
-
-
-class Timings(BaseModel):
-    """Where the time of one request went, in milliseconds."""
-
-    model_config = ConfigDict(extra="allow")
-
-    total_ms: float
 
 
 class ImageResponse(BaseModel):

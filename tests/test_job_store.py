@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sdedge.errors import Conflict, NotFound
-from sdedge.jobs import JobStatus, JobStore
+from sdedge.job_store import JobStatus, JobStore
 
 PARAMS = {"steps": 4}
 

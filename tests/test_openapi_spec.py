@@ -12,11 +12,11 @@ from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from sdedge.a1111 import Txt2ImgRequest
+from sdedge.routes.a1111 import Txt2ImgRequest
 from sdedge.app import create_app
 from sdedge.config import Settings
-from sdedge.openai_api import ImagesResponse
-from sdedge.openapi import REF
+from sdedge.routes.openai import ImagesResponse
+from sdedge.openapi_spec import REF
 
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 

@@ -1,159 +1,39 @@
-"""The generation engine: one small interface, an openvino-genai implementation and a mock.
+"""The openvino-genai engine: Stable Diffusion on one InpaintingPipeline with the text-to-image and
+image-to-image pipelines derived from it (the weights are shared), CPU fallback, and per-shape
+static pipelines off the CPU.
 
-The engine takes fully resolved `GenerationParams` and returns PIL images. A step callback sees
-every denoising step and can stop the run by returning True.
+The engine takes fully resolved `GenerationParams` and returns PIL images; the mode's call
+(sdedge/engine/calls.py, named by the mode registry) says which pipeline runs with what. A step
+callback sees every denoising step and can stop the run by returning True. Nothing the callback
+raises may reach genai's C++ side: it is caught there and stops the run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from sdedge.errors import GenerationCanceled, GenerationError
-from sdedge.images import composite
+from sdedge.engine.calls import CallContext, PipelineCall, Pipelines
+from sdedge.engine.devices import pick_device
+from sdedge.engine.params import GenerationOutput, GenerationParams, ImageInputs, StepCallback, StepEvent, never_stop
+from sdedge.engine.style import VaeEncoder, adain
+from sdedge.errors import GenerationCanceled, GenerationError, map_exceptions
+from sdedge.foreign_errors import RUNTIME_ERRORS
+from sdedge.image_fitting import composite
+from sdedge.modes import MODES, Mode
 from sdedge.rng import genai_generator
-from sdedge.style import VaeEncoder, adain, img2img_strength
+from sdedge.samplers import SAMPLERS
 
 log = logging.getLogger(__name__)
-
-MAX_SEED = 2**32 - 1
-
-# Our sampler names -> openvino-genai Scheduler.Type names. genai has no DPM++ family, and in
-# current releases LMS_DISCRETE is a deprecated alias that runs DDIM; /samplers says so.
-SAMPLERS: dict[str, str] = {
-    "euler_a": "EULER_ANCESTRAL_DISCRETE",
-    "euler": "EULER_DISCRETE",
-    "ddim": "DDIM",
-    "pndm": "PNDM",
-    "lms": "LMS_DISCRETE",
-    "lcm": "LCM",
-    "auto": "AUTO",
-}
-SAMPLER_ALIASES: dict[str, str] = {"plms": "pndm", "euler_ancestral": "euler_a", "k_euler_a": "euler_a"}
-
-
-def canonical_sampler(name: str) -> str | None:
-    """Our name for a sampler, or None when it is not one we run."""
-    key = name.strip().lower().replace(" ", "_").replace("-", "_")
-    key = SAMPLER_ALIASES.get(key, key)
-    return key if key in SAMPLERS else None
-
-
-def random_seed() -> int:
-    """A fresh seed in the range genai's TorchGenerator accepts."""
-    return secrets.randbelow(MAX_SEED + 1)
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    """Everything one generation needs, defaults already applied."""
-
-    prompt: str
-    negative_prompt: str
-    width: int
-    height: int
-    steps: int
-    guidance_scale: float
-    sampler: str
-    seed: int
-    num_images: int = 1
-    mode: str = "text2img"
-    strength: float = 1.0
-    style_strength: float = 0.7
-    content_strength: float = 0.3
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> GenerationParams:
-        """Rebuild from to_dict() output (a stored job), ignoring keys that are not parameters."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def seed_for(self, index: int) -> int:
-        """Image i of a batch uses seed+i, as AUTOMATIC1111 does, so each image is reproducible alone."""
-        return (self.seed + index) % (MAX_SEED + 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON responses."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """One finished denoising step."""
-
-    image_index: int
-    num_images: int
-    step: int
-    total_steps: int
-    latent: np.ndarray | None = None
-
-    @property
-    def fraction(self) -> float:
-        """Progress over the whole request, 0..1."""
-        done = self.image_index * self.total_steps + self.step
-        return done / max(1, self.num_images * self.total_steps)
-
-
-StepCallback = Callable[[StepEvent], bool]
-
-
-@dataclass
-class ImageInputs:
-    """Input images, already fitted to the output size: init/inpaint/content image, mask, style image."""
-
-    image: Image.Image | None = None
-    mask: Image.Image | None = None
-    style: Image.Image | None = None
-
-
-@dataclass
-class GenerationOutput:
-    """Images produced by one request, with their seeds and stage timings in milliseconds."""
-
-    images: list[Image.Image]
-    seeds: list[int]
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class Engine(Protocol):
-    """What the server needs from an inference backend."""
-
-    name: str
-    requested_device: str
-    device: str
-
-    def generate(self, params: GenerationParams, on_step: StepCallback | None = None,
-                 inputs: ImageInputs | None = None) -> GenerationOutput:
-        """Run one request; raise GenerationCanceled when on_step asked to stop."""
-        ...
-
-    def info(self) -> dict[str, Any]:
-        """Facts for /health: device, compiled shapes, versions."""
-        ...
-
-
-def never_stop(_: StepEvent) -> bool:
-    """The default step callback: never asks to stop."""
-    return False
-
-
-@dataclass
-class _Pipelines:
-    """openvino-genai pipelines sharing one set of compiled weights (inpaint is None without a VAE encoder)."""
-
-    text2image: Any
-    image2image: Any = None
-    inpaint: Any = None
 
 
 class OpenVINOEngine:
@@ -170,7 +50,7 @@ class OpenVINOEngine:
         self.requested_device = requested_device
         self._properties: dict[str, Any] = dict(properties or {})  # CACHE_DIR, threads, hint, mmap
         self._schedulers: dict[str, Any] = {}
-        self._static: OrderedDict[tuple[int, int, bool], _Pipelines] = OrderedDict()
+        self._static: OrderedDict[tuple[int, int, bool], Pipelines] = OrderedDict()
         self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
         self.device = pick_device(requested_device)
@@ -221,7 +101,7 @@ class OpenVINOEngine:
             pipe.compile(device, **self._properties)
         return pipe
 
-    def _build(self, compile_step: Callable[[Any], None], construct: Callable[[Any], Any]) -> _Pipelines:
+    def _build(self, compile_step: Callable[[Any], None], construct: Callable[[Any], Any]) -> Pipelines:
         """One InpaintingPipeline with Text2Image and Image2Image derived from it: the weights are shared."""
         try:
             inpaint = construct(self._genai.InpaintingPipeline)
@@ -229,11 +109,11 @@ class OpenVINOEngine:
             log.warning("image inputs unavailable (%s); serving text-to-image only", exc)
             text2image = construct(self._genai.Text2ImagePipeline)
             compile_step(text2image)
-            return _Pipelines(text2image)
+            return Pipelines(text2image)
         compile_step(inpaint)
-        return _Pipelines(self._genai.Text2ImagePipeline(inpaint), self._genai.Image2ImagePipeline(inpaint), inpaint)
+        return Pipelines(self._genai.Text2ImagePipeline(inpaint), self._genai.Image2ImagePipeline(inpaint), inpaint)
 
-    def _static_pipelines(self, width: int, height: int, guided: bool) -> _Pipelines:
+    def _static_pipelines(self, width: int, height: int, guided: bool) -> Pipelines:
         """GPU/NPU need static shapes: one compiled set per shape, least recently used evicted."""
         key = (width, height, guided)
         if key not in self._static:
@@ -247,14 +127,14 @@ class OpenVINOEngine:
         self._static.move_to_end(key)
         return self._static[key]
 
-    def _pipelines(self, params: GenerationParams) -> _Pipelines:
+    def _pipelines(self, params: GenerationParams) -> Pipelines:
         if self.device == "CPU":
             return self._dynamic
         return self._static_pipelines(params.width, params.height, params.guidance_scale > 1.0)
 
     def _scheduler(self, sampler: str) -> Any:
         if sampler not in self._schedulers:
-            kind = getattr(self._genai.Scheduler.Type, SAMPLERS[sampler])
+            kind = getattr(self._genai.Scheduler.Type, SAMPLERS[sampler].genai_type)
             config = self.model_path / "scheduler" / "scheduler_config.json"
             self._schedulers[sampler] = self._genai.Scheduler.from_config(config, kind)
         return self._schedulers[sampler]
@@ -271,69 +151,47 @@ class OpenVINOEngine:
         """Generate params.num_images images one by one (seed+i each), stopping when on_step says so."""
         on_step = on_step or never_stop
         inputs = inputs or ImageInputs()
+        spec = MODES[Mode(params.mode)]
         output = GenerationOutput([], [])
         with self._lock:  # a genai pipeline runs one generate at a time
-            pipes = self._pipelines(params)
-            if params.mode == "style-transfer":
-                inputs = self._stylize(pipes, params, inputs)
+            ctx = CallContext(self._pipelines(params), self._stylize)
+            if spec.stylizes:
+                inputs = self._stylize(ctx.pipes, params, inputs)
+            call = spec.engine_call(ctx, params, inputs)
             for index in range(params.num_images):
-                output.images.append(self._generate_one(pipes, params, inputs, index, on_step, output.timings))
+                output.images.append(self._generate_one(call, params, index, on_step, output.timings))
                 output.seeds.append(params.seed_for(index))
         return output
 
-    def _stylize(self, pipes: _Pipelines, params: GenerationParams, inputs: ImageInputs) -> ImageInputs:
+    def _stylize(self, pipes: Pipelines, params: GenerationParams, inputs: ImageInputs) -> ImageInputs:
         """AdaIN of the content latents towards the style's, decoded back to an init image."""
         if inputs.image is None or inputs.style is None:
             raise GenerationError("style transfer needs a content and a style image")
         content, style = self._vae_encoder.encode(inputs.image), self._vae_encoder.encode(inputs.style)
         mixed = adain(content, style, params.style_strength)
-        decoded = pipes.text2image.decode(self._ov_tensor(mixed))
+        with map_exceptions(RUNTIME_ERRORS):
+            decoded = pipes.text2image.decode(_ov_tensor(mixed))
         return ImageInputs(image=Image.fromarray(np.asarray(decoded.data)[0]))
 
-    def _generate_one(self, pipes: _Pipelines, params: GenerationParams, inputs: ImageInputs, index: int,
-                      on_step: StepCallback, timings: dict[str, float]) -> Image.Image:
-        stop = threading.Event()
-
-        def callback(step: int, num_steps: int, latent: Any) -> bool:
-            if not stop.is_set() and on_step(StepEvent(index, params.num_images, step + 1, num_steps,
-                                                       _latent_array(latent))):
-                stop.set()
-            return stop.is_set()
-
-        pipe, args, kwargs = self._call_for(pipes, params, inputs)
-        if pipe is None:  # strength 0: nothing to denoise, the input is the answer
-            return args[0]
-        pipe.set_scheduler(self._scheduler(params.sampler))
-        kwargs.update(self._common_kwargs(params, index), callback=callback)
-        try:
-            tensor = pipe.generate(params.prompt, *args, **kwargs)
-        except Exception as exc:
-            raise GenerationError(f"generation failed: {exc}") from exc
-        if stop.is_set():
+    def _generate_one(self, call: PipelineCall, params: GenerationParams, index: int, on_step: StepCallback,
+                      timings: dict[str, float]) -> Image.Image:
+        if call.pipe is None:  # strength 0: nothing to denoise, the input is the answer
+            assert call.passthrough is not None
+            return call.passthrough
+        guard = _CallbackGuard(on_step, index, params.num_images)
+        call.pipe.set_scheduler(self._scheduler(params.sampler))
+        kwargs = {**call.kwargs, **self._common_kwargs(params, index), "callback": guard}
+        with map_exceptions(RUNTIME_ERRORS):
+            tensor = call.pipe.generate(params.prompt, *call.images, **kwargs)
+        guard.reraise()
+        if guard.stopped:
             raise GenerationCanceled("generation canceled")
-        _add_timings(timings, pipe.get_performance_metrics())  # the pipeline that ran, not always text2image
+        _add_timings(timings, call.pipe.get_performance_metrics())  # the pipeline that ran, not always text2image
         image = Image.fromarray(np.asarray(tensor.data)[0])
-        if params.mode == "inpaint" and inputs.image is not None and inputs.mask is not None:
-            return composite(inputs.image, image, inputs.mask)  # unmasked pixels stay exactly as given
+        if call.keep_outside is not None:
+            original, mask = call.keep_outside
+            return composite(original, image, mask)  # unmasked pixels stay exactly as given
         return image
-
-    def _call_for(self, pipes: _Pipelines, params: GenerationParams,
-                  inputs: ImageInputs) -> tuple[Any, list[Any], dict[str, Any]]:
-        """The pipeline, positional image arguments and mode-specific keywords for params.mode."""
-        if params.mode == "text2img":
-            return pipes.text2image, [], {"width": params.width, "height": params.height}
-        if pipes.inpaint is None or inputs.image is None:
-            raise GenerationError(f"{params.mode} needs an input image and a model with a VAE encoder")
-        strength = img2img_strength(params.content_strength) if params.mode == "style-transfer" else params.strength
-        if strength <= 0:
-            return None, [inputs.image], {}
-        if params.mode == "inpaint":
-            if inputs.mask is None:
-                raise GenerationError("inpainting needs a mask")
-            images = [self._ov_image(inputs.image), self._ov_image(inputs.mask.convert("RGB"))]
-            # without an explicit size genai answers at the model's native size, not the input's
-            return pipes.inpaint, images, {"strength": strength, "width": params.width, "height": params.height}
-        return pipes.image2image, [self._ov_image(inputs.image)], {"strength": strength}
 
     def _common_kwargs(self, params: GenerationParams, index: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -346,18 +204,6 @@ class OpenVINOEngine:
             kwargs["negative_prompt"] = params.negative_prompt
         return kwargs
 
-    @staticmethod
-    def _ov_image(image: Image.Image) -> Any:
-        import openvino as ov
-
-        return ov.Tensor(np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8)[None]))
-
-    @staticmethod
-    def _ov_tensor(array: np.ndarray) -> Any:
-        import openvino as ov
-
-        return ov.Tensor(np.ascontiguousarray(array))
-
     def info(self) -> dict[str, Any]:
         """Device and compiled shapes for /health."""
         shapes = ["dynamic"] if self.device == "CPU" else [f"{w}x{h}{'' if g else ' no-cfg'}" for w, h, g in self._static]
@@ -365,10 +211,43 @@ class OpenVINOEngine:
                 "image_inputs": self.supports_image_inputs, "decoder": "tiny" if self.fast_decoder else "full"}
 
 
+class _CallbackGuard:
+    """genai's step callback: reports each step, and keeps every Python exception on this side.
+
+    An exception escaping into genai's C++ worker thread aborts the whole process (pybind11's
+    error_already_set), so anything on_step raises is held, the run is stopped, and it is raised
+    again once generate() returned.
+    """
+
+    def __init__(self, on_step: StepCallback, index: int, num_images: int) -> None:
+        self.on_step, self.index, self.num_images = on_step, index, num_images
+        self.stopped = False
+        self.error: BaseException | None = None
+
+    def __call__(self, step: int, num_steps: int, latent: Any) -> bool:
+        if self.stopped:
+            return True
+        try:
+            event = StepEvent(self.index, self.num_images, step + 1, num_steps, _latent_array(latent))
+            self.stopped = bool(self.on_step(event))
+        except BaseException as exc:  # noqa: BLE001 - nothing may cross into C++
+            self.error, self.stopped = exc, True
+        return self.stopped
+
+    def reraise(self) -> None:
+        """Raise what on_step raised during the run, if anything."""
+        if self.error is not None:
+            raise self.error
+
+
+def _ov_tensor(array: np.ndarray) -> Any:
+    import openvino as ov
+
+    return ov.Tensor(np.ascontiguousarray(array))
+
+
 def _scaling_factor(model_path: Path) -> float:
     """The VAE's latent scaling factor (0.18215 for SD 1.5) from its config."""
-    import json
-
     try:
         config = json.loads((Path(model_path) / "vae_decoder" / "config.json").read_text())
         return float(config.get("scaling_factor", 0.18215))
@@ -398,22 +277,3 @@ def _add_timings(timings: dict[str, float], metrics: Any) -> None:
         except Exception:  # noqa: BLE001 - a stage that did not run has no metric
             continue
         timings[name] = round(timings.get(name, 0.0) + float(value), 3)
-
-
-def available_devices() -> list[str]:
-    """Devices OpenVINO sees on this machine."""
-    import openvino as ov
-
-    return list(ov.Core().available_devices)
-
-
-def pick_device(requested: str) -> str:
-    """The device to compile for: the requested one when present, else CPU (logged once)."""
-    devices = available_devices()
-    if requested == "AUTO":
-        return next((d for d in devices if d.startswith("GPU")), "CPU")
-    if requested == "CPU" or requested in devices:
-        return requested
-    log.warning("OpenVINO device %s is not available (found %s); falling back to CPU",
-                requested, ", ".join(devices) or "none")
-    return "CPU"

@@ -1,0 +1,24 @@
+"""The HTTP surfaces, one blueprint module each; they translate HTTP and call the service layer.
+
+    native   POST /image, /health, /samplers, /models, /modes, /generated/<file>
+    jobs     /generate/<mode>, /jobs..., /queue/status, Server-Sent Events
+    a1111    AUTOMATIC1111's /sdapi/v1
+    openai   OpenAI's /v1 images and models
+    docs     /openapi.json and /docs
+    page     the web page and its static files
+
+No blueprint module imports another; what they share is in `sdedge.routes.http_input` and the
+service modules.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from sdedge.routes import a1111, docs, jobs, native, openai, page
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach every surface to the app."""
+    for module in (native, jobs, page, a1111, openai, docs):
+        app.register_blueprint(module.bp)

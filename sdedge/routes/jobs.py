@@ -1,0 +1,126 @@
+"""The job API: submit, watch (JSON or Server-Sent Events), cancel, delete, queue statistics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from sdedge.errors import InvalidRequest, detail
+from sdedge.job_store import JobStatus
+from sdedge.modes import MODES
+from sdedge.routes.http_input import idempotency_key, request_body
+from sdedge.service import MAX_LIST_LIMIT, GenerationService
+from sdedge.services import services
+
+bp = Blueprint("jobs", __name__)
+
+SSE_HEARTBEAT_SECONDS = 15.0
+
+
+def submit_mode(mode: str) -> tuple[Response, int]:
+    """Queue a job of one mode; 202 with the job (200 when an idempotency key matched)."""
+    generation = services().generation
+    body, files = request_body()
+    submission = generation.submit(mode, body, files, idempotency_key())
+    return jsonify(generation.view(submission.job)), 202 if submission.created else 200
+
+
+for _mode in MODES:
+    bp.add_url_rule(f"/generate/{_mode.value}", f"submit_{_mode.value.replace('-', '_')}", submit_mode,
+                    methods=["POST"], defaults={"mode": _mode.value})
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """One job with progress, preview, result or error."""
+    generation = services().generation
+    return jsonify(generation.view(generation.get(job_id)))
+
+
+@bp.get("/jobs")
+def list_jobs() -> Response:
+    """Jobs newest first; ?status=, ?limit= (<= 200), ?before= (a job's id, for paging)."""
+    generation = services().generation
+    jobs, next_before = generation.list_jobs(request.args.get("status") or None, _int_arg("limit", 50, 1, MAX_LIST_LIMIT),
+                                        request.args.get("before") or None)
+    return jsonify({"jobs": [generation.view(j) for j in jobs], "next_before": next_before})
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        message = f"{name} must be an integer from {low} to {high}"
+        raise InvalidRequest(message, detail(name, message, "limit"))
+    return int(raw)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Response:
+    """Cancel a queued job now, or a running one at its next step."""
+    generation = services().generation
+    return jsonify({"success": True, **generation.view(generation.cancel(job_id))})
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Response:
+    """Remove a finished job and its images."""
+    return jsonify({"deleted": services().generation.delete(job_id).id})
+
+
+@bp.get("/queue/status")
+def queue_status() -> Response:
+    """Queue statistics in the seed's field names, plus the running job."""
+    return jsonify(services().generation.queue_status())
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """Server-Sent Events: `progress` and `preview` as they happen, `done` at the end."""
+    generation = services().generation
+    generation.get(job_id)  # 404 before the stream starts
+    stream = stream_with_context(_event_stream(generation, job_id))
+    return Response(stream, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _event_stream(generation: GenerationService, job_id: str) -> Iterator[str]:
+    sent: dict[str, Any] = {"progress": None, "preview": None}
+    seen = generation.notifier.version()
+    last_sent = time.monotonic()
+    while True:
+        view = generation.view(generation.get(job_id))
+        events = _new_events(view, sent)
+        if events:
+            yield "".join(events)
+            last_sent = time.monotonic()
+        elif time.monotonic() - last_sent > SSE_HEARTBEAT_SECONDS:
+            yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
+            last_sent = time.monotonic()
+        if JobStatus(view["status"]).finished:
+            return
+        seen = generation.notifier.wait(seen, generation.settings.worker_poll_seconds)
+
+
+def _new_events(view: dict[str, Any], sent: dict[str, Any]) -> list[str]:
+    """The events a job view adds to what the stream already sent."""
+    events = []
+    if view["progress"] != sent["progress"]:
+        sent["progress"] = view["progress"]
+        events.append(_sse("progress", {**view["progress"], "status": view["status"], "position": view["position"],
+                                        "eta_seconds": view["eta_seconds"]}))
+    if view["preview_url"] and view["preview_url"] != sent["preview"]:
+        sent["preview"] = view["preview_url"]
+        events.append(_sse("preview", {"url": view["preview_url"], "step": view["progress"]["step"]}))
+    if JobStatus(view["status"]).finished:
+        events.append(_sse("done", view))
+    return events
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"

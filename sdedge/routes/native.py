@@ -1,0 +1,99 @@
+"""The core HTTP API: POST /image, health, samplers, models, modes and the generated files."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, send_file
+
+from sdedge import server_status
+from sdedge.errors import NotFound, error_for
+from sdedge.job_store import Job, JobStatus
+from sdedge.request_schemas import ImageResponse
+from sdedge.routes.http_input import idempotency_key, request_body
+from sdedge.service import GenerationService, iso
+from sdedge.services import services
+
+bp = Blueprint("api", __name__)
+
+
+@bp.post("/image")
+def generate_image() -> tuple[Response, int]:
+    """Queue a job (text2img, or `mode`: img2img, inpaint, style-transfer) and wait up to REQUEST_TIMEOUT; else 202."""
+    svc = services()
+    body, files = request_body()
+    mode = str(body.pop("mode", "text2img"))
+    job = svc.generation.run(mode, body, files, idempotency_key(), timeout=svc.settings.request_timeout,
+                             allow_unfinished=True)
+    if job.status is JobStatus.SUCCEEDED:
+        return jsonify(image_response(svc.generation, job)), 200
+    if job.status.finished:
+        raise error_for(job.error or {})
+    return jsonify(svc.generation.view(job)), 202
+
+
+def image_response(generation: GenerationService, job: Job) -> dict[str, Any]:
+    """The seed's /image answer built from a finished job."""
+    result = job.result or {}
+    timings = dict(result.get("timings", {}))
+    timings["queue_ms"] = round(((job.started_at or job.created_at) - job.created_at) * 1000, 3)
+    timings["total_ms"] = round(((job.finished_at or time.time()) - job.created_at) * 1000, 3)
+    mocked = generation.settings.use_mocks
+    body = ImageResponse(
+        job_id=job.id, urls=[generation.file_url(f) for f in generation.result_files(job)],
+        engine="mock" if mocked else "openvino-genai", used_mocks=mocked,
+        created_at=iso(job.created_at) or "", seed=result["seed"], seeds=result["seeds"],
+        parameters=result["parameters"], timings=timings,
+    )
+    return body.model_dump()
+
+
+@bp.get("/generated/<path:filename>")
+def generated_file(filename: str) -> Response:
+    """Serve a generated PNG; anything that is not one of our file names is a 404."""
+    path = services().generation.file_path(filename)
+    if path is None:
+        raise NotFound(f"no generated file {filename!r}")
+    return send_file(path, mimetype="image/png", max_age=86400)
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    """Readiness for monitors: 200 when images can be generated, else 503 with the reason."""
+    svc = services()
+    body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at)
+    return jsonify(body), 200 if body["ready"] else 503
+
+
+@bp.get("/health/live")
+def health_live() -> Response:
+    """Liveness: the process answers."""
+    return jsonify({"status": "alive"})
+
+
+@bp.get("/health/ready")
+def health_ready() -> tuple[Response, int]:
+    """Readiness only, small body."""
+    loader = services().loader
+    return jsonify({"ready": loader.ready, "reason": loader.reason}), 200 if loader.ready else 503
+
+
+@bp.get("/samplers")
+def samplers() -> Response:
+    """The samplers we run, with their genai scheduler and A1111 names."""
+    return jsonify(server_status.sampler_list(services().settings))
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    """The configured model: where it is and whether it is present and loaded."""
+    svc = services()
+    return jsonify(server_status.model_list(svc.settings, svc.loader))
+
+
+@bp.get("/modes")
+def list_modes() -> Response:
+    """The generation modes, each with its route, image inputs and fields (limits and defaults applied)."""
+    svc = services()
+    return jsonify(server_status.mode_list(svc.settings, svc.loader))

@@ -1,0 +1,49 @@
+"""The services of one app, wired together, on app.extensions["sdedge"] for request handlers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from sdedge.config import Settings
+from sdedge.engine.loader import EngineLoader
+from sdedge.file_store import FileStore
+from sdedge.job_store import JobStore
+from sdedge.notifier import Notifier
+from sdedge.service import GenerationService
+from sdedge.worker import Worker
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use; hangs off app.extensions["sdedge"]."""
+
+    settings: Settings
+    generation: GenerationService
+    loader: EngineLoader
+    images: FileStore  # generated PNGs and previews, served under /generated/
+    worker: Worker
+    started_at: float = field(default_factory=time.time)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the worker: the running job stops at its next step and is re-queued."""
+        self.worker.stop(timeout)
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    found: Services = current_app.extensions["sdedge"]
+    return found
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire the stores, loader, worker and generation service for one app."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    images, input_file_store = FileStore(settings.generated_images_dir), FileStore(settings.data_dir / "inputs")
+    loader, job_store, notifier = EngineLoader(settings), JobStore(settings.job_database_url), Notifier()
+    worker = Worker(settings, job_store, images, input_file_store, loader, notifier)
+    generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker)
+    return Services(settings, generation, loader, images, worker)
