@@ -98,7 +98,8 @@ def _has_content(folder: Path) -> bool:
 
 def _incomplete(folder: Path, missing: list[str]) -> str:
     if not folder.is_dir():
-        return f"model folder {folder} does not exist (STABLE_DIFFUSION_REPO_ID)"
+        return (f"model folder {folder} does not exist (STABLE_DIFFUSION_REPO_ID): point it at an OpenVINO "
+                "export or a hub repo id, or set USE_MOCKS=true to try the page")
     return f"model folder {folder} is incomplete: missing {', '.join(missing)}"
 
 
@@ -122,7 +123,8 @@ def model_problem(settings: Settings) -> str | None:
     if _has_content(folder):
         return f"download of {repo} into {folder} was interrupted: run `sdedge download` to finish it"
     if not settings.auto_download_models:
-        return f"model {repo} is not downloaded (AUTO_DOWNLOAD_MODELS=false); run `sdedge download`"
+        return (f"model {repo} is not downloaded (AUTO_DOWNLOAD_MODELS=false): run `sdedge download`, "
+                "set STABLE_DIFFUSION_REPO_ID to a local model folder, or USE_MOCKS=true to try the page")
     return f"model {repo} is not downloaded yet; it is fetched at start-up, or run `sdedge download`"
 
 

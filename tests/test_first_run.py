@@ -7,12 +7,15 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import sdedge
+from conftest import make_settings, start_app
+from sdedge.cli import main
 from serverproc import ServerProcess
 
 
@@ -79,3 +82,43 @@ def test_waitress_serve_call_from_an_empty_folder_serves_its_images(tmp_path: Pa
         check_default_paths(server)
     finally:
         server.stop()
+
+
+def dead_hub(monkeypatch: pytest.MonkeyPatch) -> str:
+    """HF_ENDPOINT pointing at a port nothing listens on: the hub is unreachable, as offline."""
+    with socket.socket() as sock:  # a port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    return endpoint
+
+
+def assert_names_the_ways_forward(message: str) -> None:
+    for way in ("STABLE_DIFFUSION_REPO_ID", "HF_ENDPOINT", "USE_MOCKS=true", "sdedge download"):
+        assert way in message, f"{way} missing from: {message}"
+
+
+def test_offline_first_start_says_what_to_do_and_every_route_refuses_with_the_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead_hub(monkeypatch)
+    client = start_app(make_settings(tmp_path, stable_diffusion_repo_id="OpenVINO/stable-diffusion-v1-5-int8-ov",
+                                     auto_download_models=True)).test_client()
+    health = client.get("/health")
+    assert health.status_code == 503 and health.get_json()["status"] == "failed"
+    reason = health.get_json()["reason"]
+    assert "cannot reach the model hub" in reason
+    assert_names_the_ways_forward(reason)
+    for path, body in (("/generate/text2img", {"prompt": "x"}), ("/image", {"prompt": "x"}),
+                       ("/sdapi/v1/txt2img", {"prompt": "x"}), ("/v1/images/generations", {"prompt": "x"})):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 503, (path, answer.get_json())
+        assert "cannot reach the model hub" in answer.get_json()["error"]["message"], path
+    assert client.get("/jobs").get_json()["jobs"] == []  # nothing piled up behind the dead engine
+
+
+def test_sdedge_download_offline_names_the_ways_forward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    dead_hub(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert main(["download"]) == 1
+    assert_names_the_ways_forward(capsys.readouterr().err)

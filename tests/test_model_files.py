@@ -433,7 +433,8 @@ def test_nonexistent_local_folder_is_not_sent_to_the_hub(hub: FakeHub, tmp_path:
     assert resolve_model(settings) is None
     assert (
         model_problem(settings)
-        == f"model folder {tmp_path / 'typo' / 'model'} does not exist (STABLE_DIFFUSION_REPO_ID)"
+        == f"model folder {tmp_path / 'typo' / 'model'} does not exist (STABLE_DIFFUSION_REPO_ID): point it at an "
+        "OpenVINO export or a hub repo id, or set USE_MOCKS=true to try the page"
     )
     assert describe_model(settings)["source"] == "local"
     with pytest.raises(ModelError, match="does not exist"):
