@@ -8,7 +8,8 @@ from flask import Flask
 
 from sdedge.config import Settings, load_settings
 from sdedge.errors import register_error_handlers
-from sdedge.routes import register_blueprints
+from sdedge.foreign_errors import DATABASE_ERRORS
+from sdedge.routes import openai, register_blueprints
 from sdedge.services import build_services
 
 
@@ -20,7 +21,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["sdedge"] = svc = build_services(settings)
-    register_error_handlers(app)
+    register_error_handlers(app, foreign=DATABASE_ERRORS, renderers={"/v1/": openai.openai_error})
     register_blueprints(app)
     if load_model:
         svc.loader.start()

@@ -90,8 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(host=args.host, port=args.port)
     app = create_app(settings)
     # send_bytes=1: flush every write, so Server-Sent Events reach clients as they happen.
+    # max_request_body_size: a body over MAX_REQUEST_BYTES is refused from its Content-Length, before
+    # waitress buffers it (its own default is 1 GiB).
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                    ident="sdedge", send_bytes=1)
+                                    ident="sdedge", send_bytes=1, max_request_body_size=settings.max_request_bytes)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     log.info("sdedge %s listening on http://%s:%d/", __version__, settings.host, settings.port)
     try:

@@ -71,10 +71,14 @@ class Settings(BaseSettings):
     preview_min_interval_ms: int = Field(250, ge=0, description="At most one preview per this many milliseconds.")
     job_retention_hours: float = Field(168.0, gt=0, description="Finished jobs and their images are pruned after this age.")
     max_output_mb: int = Field(2048, ge=1, description="Prune the oldest finished jobs when their images exceed this size.")
+    min_free_disk_mb: int = Field(200, ge=0, description="/health warns when the image folder's disk has less free space.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="How often the worker checks a shared database for new jobs.")
 
     # Request limits
     request_timeout: float = Field(45.0, gt=0, description="Seconds POST /image waits for its image.")
+    queue_wait_timeout: float = Field(
+        3600.0, gt=0, description="Seconds a blocking call (A1111, OpenAI) waits for its job to start; then the job is "
+                                  "canceled and the call answers 504.")
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes.")
     max_prompt_length: int = Field(2000, ge=1, description="Longest prompt or negative prompt in characters.")
     min_size: int = Field(64, ge=8, description="Smallest width or height in pixels.")

@@ -10,6 +10,7 @@
     ├── ModelError                   503 model_unavailable
     │   ├── ModelNotReady            503 model_not_ready
     │   └── ModelDownloadError       503 model_download_failed
+    ├── DiskFull                     507 disk_full
     ├── DatabaseUnavailable          503 database_unavailable
     └── GenerationError              500 generation_failed
         ├── GenerationCanceled       409 canceled
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -114,6 +115,13 @@ class ModelDownloadError(ModelError):
     """Fetching the model from the hub failed."""
 
     code = "model_download_failed"
+
+
+class DiskFull(SdedgeError):
+    """The disk that holds images (or job inputs) is full."""
+
+    status_code = 507
+    code = "disk_full"
 
 
 class DatabaseUnavailable(SdedgeError):
@@ -223,28 +231,43 @@ def from_http_exception(exc: HTTPException) -> SdedgeError:
     error.status_code = exc.code or 500
     error.code = exc.name.lower().replace(" ", "_").replace("'", "")
     error.details = normalise_details(None, error.message, error.code)
+    # e.g. the Allow header of a 405; the body is ours, so not its Content-Type
+    error.headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
     return error
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Map every exception to the JSON error shape, once, for the whole app."""
+Renderer = Callable[["SdedgeError"], Response]
 
-    @app.errorhandler(SdedgeError)
-    def _sdedge(exc: SdedgeError) -> Response:
-        return error_response(exc)
 
-    @app.errorhandler(ValidationError)
-    def _pydantic(exc: ValidationError) -> Response:
-        return error_response(invalid_from_pydantic(exc))
+def register_error_handlers(app: Flask, *, foreign: Mapping[type[BaseException], ErrorFactory] | None = None,
+                            renderers: Mapping[str, Renderer] | None = None) -> None:
+    """Map every exception to its surface's JSON error shape, once, for the whole app.
 
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
-        return error_response(from_http_exception(exc))
+    foreign translates library exceptions that may escape a request (the database's, say); renderers
+    give a path prefix its own shape (OpenAI's under /v1/); everything else gets sdedge's shape.
+    """
+    by_prefix = dict(renderers or {})
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return error_response(internal_error(exc))
+    def _any(exc: Exception) -> Response:
+        error = as_sdedge_error(exc, foreign or {})
+        render = next((r for prefix, r in by_prefix.items() if request.path.startswith(prefix)), error_response)
+        return render(error)
+
+
+def as_sdedge_error(exc: BaseException, foreign: Mapping[type[BaseException], ErrorFactory]) -> SdedgeError:
+    """Ours for any exception: our own, pydantic's, werkzeug's, a known foreign one, else a logged 500."""
+    if isinstance(exc, SdedgeError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return invalid_from_pydantic(exc)
+    if isinstance(exc, HTTPException):
+        return from_http_exception(exc)
+    for kind, make in foreign.items():
+        if isinstance(exc, kind):
+            return make(exc)
+    log.error("unhandled error", exc_info=exc)
+    return internal_error(exc)
 
 
 def internal_error(exc: BaseException) -> SdedgeError:

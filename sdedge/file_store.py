@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from sdedge.errors import DiskFull
 from sdedge.job_store import Job
 
 # File names we write and are willing to serve: no separators, no leading dot.
@@ -23,6 +26,16 @@ class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.root = self.root.resolve()
+        self.last_disk_full: float | None = None  # when a write last failed for want of space
+
+    def sweep_partial_files(self) -> int:
+        """Remove the partial files a crash left mid-write (start-up recovery); returns how many."""
+        removed = 0
+        for partial in self.root.glob(".*.part"):
+            partial.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def save(self, name: str, image: Image.Image, parameters: str | None = None) -> str:
         """Write image as name.png with a 'parameters' text chunk; atomic, so readers never see half a file."""
@@ -53,11 +66,12 @@ class FileStore:
         return sum(p.stat().st_size for p in map(self.path, filenames) if p is not None)
 
     def path(self, filename: str) -> Path | None:
-        """The file's path if it is a name we serve and it exists, else None."""
+        """The file's path if it is a name we serve and a regular file here, else None (never a symlink)."""
         if not SAFE_NAME.match(filename):
             return None
         path = self.root / filename
-        return path if path.is_file() else None
+        # a link, even to a file inside the folder, is not something we wrote: never followed
+        return path if path.is_file() and not path.is_symlink() else None
 
     def delete(self, filenames: list[str]) -> None:
         """Remove files we wrote; missing ones are fine."""
@@ -71,10 +85,21 @@ class FileStore:
         return shutil.disk_usage(self.root).free
 
     def _write_png(self, filename: str, image: Image.Image, **options: Any) -> str:
-        """Write through a hidden partial file and rename, so readers never see half a PNG."""
+        """Write through a hidden partial file and rename, so readers never see half a PNG.
+
+        A failed write leaves nothing behind; a full disk is a DiskFull naming the folder.
+        """
         partial = self.root / f".{filename}.part"
-        image.save(partial, format="PNG", **options)
-        os.replace(partial, self.root / filename)
+        try:
+            image.save(partial, format="PNG", **options)
+            os.replace(partial, self.root / filename)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self.last_disk_full = time.time()
+                raise DiskFull(f"the disk holding {self.root} is full: free some space") from exc
+            raise
+        self.last_disk_full = None
         return filename
 
     @staticmethod

@@ -14,7 +14,7 @@ from typing import Any
 
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from sdedge.errors import (
     DatabaseUnavailable, ErrorFactory, GenerationError, InvalidRequest, ModelDownloadError, PayloadTooLarge,
@@ -54,6 +54,19 @@ def _database_error(exc: BaseException) -> SdedgeError:
 
 DATABASE_ERRORS: dict[type[BaseException], ErrorFactory] = {OperationalError: _database_down,
                                                             DBAPIError: _database_error}
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when exc means the job database cannot be reached (retry later), not a bug in a query."""
+    if isinstance(exc, (DatabaseUnavailable, OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def describe_outage(exc: BaseException) -> str:
+    """One line for /health about why the database is unreachable."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"the job database is unreachable ({text[0] if text else type(exc).__name__}); retrying"
 
 
 # -- Pillow ---------------------------------------------------------------------------------------

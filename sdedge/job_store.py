@@ -21,7 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from sdedge.errors import Conflict, NotFound
+from sdedge.errors import Conflict, NotFound, detail, map_exceptions
+from sdedge.foreign_errors import DATABASE_ERRORS
 
 
 class JobStatus(str, Enum):
@@ -138,10 +139,19 @@ class JobStore:
     """Jobs in SQL through SQLAlchemy."""
 
     def __init__(self, url: str) -> None:
-        self.db: Engine = create_engine(url, future=True)  # SQLAlchemy's engine: the database connection pool
-        if self.db.dialect.name == "sqlite":
+        options: dict[str, Any] = {"pool_pre_ping": True}  # a connection from before a restart is replaced
+        if url.startswith("postgresql"):
+            options["connect_args"] = {"connect_timeout": 5}  # an unreachable server fails fast, not in minutes
+        self.db: Engine = create_engine(url, **options)  # SQLAlchemy's engine: the database connection pool
+        self.is_local = self.db.dialect.name == "sqlite"  # one node's own file, not a shared server
+        if self.is_local:
             event.listen(self.db, "connect", _sqlite_pragmas)
         metadata.create_all(self.db)
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable when the database cannot be reached."""
+        with map_exceptions(DATABASE_ERRORS), self.db.connect() as conn:
+            conn.execute(select(1))
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, job_type: str, request: dict[str, Any], params: dict[str, Any], *, priority: int = 0,
@@ -220,21 +230,26 @@ class JobStore:
                 cancel_requested=False, started_at=None, preview=None))
 
     def cancel(self, job_id: str) -> Job:
-        """Cancel a queued job at once, or flag a running one to stop at its next step."""
+        """Cancel a queued job at once, or flag a running one to stop at its next step; 409 once it ended."""
         c = jobs_table.c
         with self.db.begin() as conn:
             done = conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.QUEUED.value)
                                 .values(status=JobStatus.CANCELED.value, finished_at=time.time())).rowcount
             if not done:
-                conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value)
-                             .values(cancel_requested=True))
-        return self.get(job_id)
+                done = conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value)
+                                    .values(cancel_requested=True)).rowcount
+        job = self.get(job_id)
+        if not done:
+            message = f"job {job_id} is already {job.status.value}; there is nothing to cancel"
+            raise Conflict(message, detail(None, message, "state", status=job.status.value))
+        return job
 
     def delete(self, job_id: str) -> Job:
         """Remove a finished job's row (the caller removes its files); 409 while it is not finished."""
         job = self.get(job_id)
         if not job.status.finished:
-            raise Conflict(f"job {job_id} is {job.status.value}; cancel it first", {"status": job.status.value})
+            message = f"job {job_id} is {job.status.value}; cancel it first"
+            raise Conflict(message, detail(None, message, "state", status=job.status.value))
         with self.db.begin() as conn:
             conn.execute(jobs_table.delete().where(jobs_table.c.id == job_id))
         return job

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from sdedge.config import Settings
 from sdedge.engine.params import MAX_SEED, GenerationParams, random_seed
+from sdedge.engine.style import img2img_strength
 from sdedge.errors import InvalidRequest
 from sdedge.samplers import SAMPLER_NAMES, canonical_sampler, sampler_defaults
 
@@ -85,12 +87,13 @@ class GenerateRequest(BaseModel):
         seed = random_seed() if self.seed is None or self.seed < 0 else self.seed
         sampler = self.sampler or settings.default_sampler
         steps, guidance = sampler_defaults(sampler, settings.default_steps, settings.default_guidance_scale)
+        steps = self.num_inference_steps or steps
         return GenerationParams(
             prompt=self.prompt,
             negative_prompt=self.negative_prompt,
             width=width,
             height=height,
-            steps=self.num_inference_steps or steps,
+            steps=at_least_one_denoising_step(steps, self.denoising_strength()),
             guidance_scale=guidance if self.guidance_scale is None else self.guidance_scale,
             sampler=sampler,
             seed=seed,
@@ -98,16 +101,36 @@ class GenerateRequest(BaseModel):
             **self.mode_params(),
         )
 
+    def denoising_strength(self) -> float | None:
+        """How much of the schedule an image input is denoised over (None: text-to-image, all of it)."""
+        return None
+
     def _size(self, settings: Settings, input_size: tuple[int, int] | None) -> tuple[int, int]:
         """Requested size; a missing side follows input_size's aspect (the input image, scaled) or DEFAULT_SIZE."""
+        width, height = self.width, self.height  # 0 is a size (refused by the limits), not "the default"
         if input_size is None:
-            return self.width or settings.default_size, self.height or settings.default_size
+            return (settings.default_size if width is None else width,
+                    settings.default_size if height is None else height)
         aspect = input_size[0] / input_size[1]
-        if self.width and not self.height:
-            return self.width, _multiple_of_8(self.width / aspect)
-        if self.height and not self.width:
-            return _multiple_of_8(self.height * aspect), self.height
-        return self.width or input_size[0], self.height or input_size[1]
+        if width is not None and height is None:
+            return width, _multiple_of_8(width / aspect)
+        if height is not None and width is None:
+            return _multiple_of_8(height * aspect), height
+        return input_size[0] if width is None else width, input_size[1] if height is None else height
+
+
+def at_least_one_denoising_step(steps: int, strength: float | None) -> int:
+    """Steps such that strength x steps makes at least one denoising step, as AUTOMATIC1111 always runs one.
+
+    openvino-genai denoises floor(steps x strength) steps (in float32) and fails on zero; below one step
+    the steps are raised until exactly one runs, at about the requested strength.
+    """
+    if strength is None or strength <= 0:
+        return steps
+    factor = np.float32(strength)
+    while int(np.float32(steps) * factor) < 1:
+        steps = max(steps + 1, int(1 / strength))
+    return steps
 
 
 def _multiple_of_8(value: float) -> int:
@@ -132,6 +155,10 @@ class ImageToImageRequest(GenerateRequest):
                             description="0 returns the input unchanged, 1 repaints it entirely.")
     resize_mode: ResizeMode = _resize_field()
 
+    def denoising_strength(self) -> float | None:
+        """img2img strength."""
+        return self.strength
+
     def mode_params(self) -> dict[str, Any]:
         """img2img strength."""
         return {"mode": "img2img", "strength": self.strength}
@@ -155,6 +182,10 @@ class InpaintingRequest(GenerateRequest):
                               description="Repaint the black part instead.")
     resize_mode: ResizeMode = _resize_field()
 
+    def denoising_strength(self) -> float | None:
+        """Inpainting strength."""
+        return self.strength
+
     def mode_params(self) -> dict[str, Any]:
         """Inpainting strength."""
         return {"mode": "inpaint", "strength": self.strength}
@@ -176,6 +207,10 @@ class StyleTransferRequest(GenerateRequest):
                                     validation_alias=_aliases("content_strength", "contentStrength"),
                                     description="How much of the content survives the final repaint.")
     resize_mode: ResizeMode = _resize_field()
+
+    def denoising_strength(self) -> float | None:
+        """The final repaint's strength, from content_strength."""
+        return img2img_strength(self.content_strength)
 
     def mode_params(self) -> dict[str, Any]:
         """Style and content strengths."""

@@ -18,13 +18,16 @@ _NOT_FORM_FIELDS = {"transaction_key", "model", "priority"}
 NO_ENCODER_REASON = "this model has no VAE encoder: image inputs are unavailable"
 
 
-def health_body(settings: Settings, loader: EngineLoader, images: FileStore, started_at: float) -> dict[str, Any]:
-    """Everything a monitor or the page's status badge wants to know."""
+def health_body(settings: Settings, loader: EngineLoader, images: FileStore, started_at: float,
+                database_error: str | None) -> dict[str, Any]:
+    """Everything a monitor or the page's status badge wants to know; ready needs the model and the database."""
     status = loader.status()
+    ready = loader.ready and database_error is None
+    state = "ok" if ready else ("database_unavailable" if loader.ready else status["state"])
     return {
-        "status": "ok" if loader.ready else status["state"],
-        "ready": loader.ready,
-        "reason": status.pop("reason"),
+        "status": state,
+        "ready": ready,
+        "reason": status.pop("reason") if not loader.ready else database_error,
         "used_mocks": settings.use_mocks,
         "model": {"id": settings.stable_diffusion_repo_id, "path": status.pop("model_path")},
         "device": {"requested": settings.openvino_device, "actual": status.pop("actual_device")},
@@ -32,10 +35,23 @@ def health_body(settings: Settings, loader: EngineLoader, images: FileStore, sta
         "limits": limits(settings),
         "versions": versions(),
         "uptime_seconds": round(time.time() - started_at, 3),
-        "disk": {"generated_dir": str(images.root), "free_bytes": images.free_bytes()},
+        "disk": disk_status(settings, images),
         "paths": {"generated_images_dir": str(settings.generated_images_dir),
                   "models_cache_dir": str(settings.models_cache_dir), "data_dir": str(settings.data_dir)},
     }
+
+
+def disk_status(settings: Settings, images: FileStore) -> dict[str, Any]:
+    """Free space where images are written, whether it is low, and when a write last found it full."""
+    free = images.free_bytes()
+    full_at = images.last_disk_full
+    low = free < settings.min_free_disk_mb * 1024 * 1024 or full_at is not None
+    warning = None
+    if low:
+        warning = (f"the disk holding {images.root} is full: jobs fail with disk_full until space is freed"
+                   if full_at is not None else f"less than MIN_FREE_DISK_MB={settings.min_free_disk_mb} MB free")
+    return {"generated_dir": str(images.root), "free_bytes": free, "low": low, "warning": warning,
+            "last_full_at": full_at}
 
 
 def limits(settings: Settings) -> dict[str, Any]:

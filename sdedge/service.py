@@ -7,6 +7,9 @@ translate their protocol to and from these calls.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -17,7 +20,9 @@ from typing import Any
 from sdedge import input_files
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
-from sdedge.errors import GenerationTimeout, InvalidRequest, ModelError, ModelNotReady, QueueFull, detail, error_for
+from sdedge.errors import (
+    Conflict, DatabaseUnavailable, GenerationTimeout, InvalidRequest, ModelError, ModelNotReady, QueueFull, detail, error_for,
+)
 from sdedge.file_store import FileStore, remove_job_files
 from sdedge.job_store import Job, JobStatus, JobStore
 from sdedge.modes import mode_spec
@@ -26,6 +31,16 @@ from sdedge.request_schemas import GenerateRequest
 from sdedge.worker import Progress, Worker
 
 MAX_LIST_LIMIT = 200
+_GRACE_SECONDS = 30.0  # past JOB_TIMEOUT the worker fails the job itself; this only covers its last step
+
+
+def _fingerprint(mode: str, body: dict[str, Any], files: dict[str, bytes] | None) -> str:
+    """The same call, byte for byte (a client's retry): its mode, body and uploads hashed together."""
+    digest = hashlib.sha256(mode.encode())
+    digest.update(json.dumps(body, sort_keys=True, default=str).encode())
+    for name, data in sorted((files or {}).items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -50,6 +65,7 @@ class GenerationService:
                  loader: EngineLoader, notifier: Notifier, worker: Worker) -> None:
         self.settings, self.job_store, self.images, self.input_file_store = settings, job_store, images, input_file_store
         self.loader, self.notifier, self.worker = loader, notifier, worker
+        self._in_flight: dict[str, str] = {}  # request fingerprint -> job id, for blocking calls still waiting
 
     # -- submitting ------------------------------------------------------------------------------
     def submit(self, mode: str, body: dict[str, Any], files: dict[str, bytes] | None = None,
@@ -74,21 +90,60 @@ class GenerationService:
 
     def run(self, mode: str, body: dict[str, Any], files: dict[str, bytes] | None = None,
             idempotency_key: str | None = None, *, timeout: float | None = None, allow_unfinished: bool = False) -> Job:
-        """Submit and wait until the job ended (blocking routes); still running then: a 504, or the job as it is."""
+        """Submit and wait for the job (blocking routes), then return it as it ended.
+
+        The wait is bounded twice: QUEUE_WAIT_TIMEOUT while the job is queued, then JOB_TIMEOUT while it
+        runs (which the worker enforces too). A caller that gives up cancels its job, so nobody's work is
+        left running for nobody. The same call repeated while its job is unfinished (a client's retry)
+        waits for that job instead of queueing a second one. With allow_unfinished (POST /image), the
+        wait ends after timeout seconds and the job is returned as it is.
+        """
         self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
-        job = self.submit(mode, body, files, idempotency_key).job
-        job = self.wait(job.id, self.settings.job_timeout if timeout is None else timeout)
-        if not job.status.finished and not allow_unfinished:
-            raise GenerationTimeout(f"job {job.id} did not finish within JOB_TIMEOUT; see /jobs/{job.id}",
-                                    detail(None, "still running", "timeout", job_id=job.id))
+        fingerprint = None if idempotency_key else _fingerprint(mode, body, files)
+        job = self._in_flight_job(fingerprint) or self.submit(mode, body, files, idempotency_key).job
+        if fingerprint:
+            self._in_flight[fingerprint] = job.id
+        try:
+            if allow_unfinished:
+                return self.wait(job.id, self.settings.request_timeout if timeout is None else timeout)
+            return self._wait_bounded(job)
+        finally:
+            if fingerprint:
+                self._in_flight.pop(fingerprint, None)
+
+    def _wait_bounded(self, job: Job) -> Job:
+        queued_until = job.created_at + self.settings.queue_wait_timeout
+        job = self.wait(job.id, max(0.0, queued_until - time.time()), until_started=True)
+        if job.status is JobStatus.QUEUED:
+            self._give_up(job, f"job {job.id} waited QUEUE_WAIT_TIMEOUT={self.settings.queue_wait_timeout:g} s "
+                               "in the queue without starting; it was canceled")
+        started = job.started_at or time.time()
+        job = self.wait(job.id, max(0.0, started + self.settings.job_timeout + _GRACE_SECONDS - time.time()))
+        if not job.status.finished:
+            self._give_up(job, f"job {job.id} did not finish within JOB_TIMEOUT={self.settings.job_timeout:g} s; "
+                               "it was canceled")
         return job
 
-    def wait(self, job_id: str, timeout: float) -> Job:
-        """The job once finished, or as it is when timeout runs out."""
+    def _give_up(self, job: Job, message: str) -> None:
+        with contextlib.suppress(Conflict):  # it may have ended just now
+            self.cancel(job.id)
+        raise GenerationTimeout(message, detail(None, message, "timeout", job_id=job.id))
+
+    def _in_flight_job(self, fingerprint: str | None) -> Job | None:
+        job_id = self._in_flight.get(fingerprint) if fingerprint else None
+        if job_id is None:
+            return None
+        job = self.job_store.get(job_id)
+        return None if job.status.finished else job
+
+    def wait(self, job_id: str, timeout: float, *, until_started: bool = False) -> Job:
+        """The job once finished (or, with until_started, once it left the queue), or as it is at timeout."""
         deadline = time.monotonic() + timeout
         seen = self.notifier.version()
         job = self.job_store.get(job_id)
-        while not job.status.finished and (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0:
+            if job.status.finished or (until_started and job.status is not JobStatus.QUEUED):
+                break
             seen = self.notifier.wait(seen, min(left, self.settings.worker_poll_seconds))
             job = self.job_store.get(job_id)
         return job
@@ -132,7 +187,11 @@ class GenerationService:
     def interrupt(self) -> Job | None:
         """Stop the job this process is running (A1111's interrupt), if any."""
         live = self.worker.current
-        return self.cancel(live.job_id) if live is not None else None
+        if live is None:
+            return None
+        with contextlib.suppress(Conflict):  # it ended on its own meanwhile
+            return self.cancel(live.job_id)
+        return None
 
     def delete(self, job_id: str) -> Job:
         """Remove a finished job and its files."""
@@ -141,6 +200,16 @@ class GenerationService:
         return job
 
     # -- reading ---------------------------------------------------------------------------------
+    def database_problem(self) -> str | None:
+        """Why the job database cannot be used right now (the worker's last failure, or a fresh ping), or None."""
+        if self.worker.database_error:
+            return self.worker.database_error
+        try:
+            self.job_store.ping()
+        except DatabaseUnavailable as exc:
+            return exc.message
+        return None
+
     def get(self, job_id: str) -> Job:
         """One job, or NotFound."""
         return self.job_store.get(job_id)
@@ -224,7 +293,9 @@ class GenerationService:
         average = self.job_store.average_seconds()
         current = self.worker.current
         return {
-            "queuedJobs": counts["queued"], "processingJobs": counts["running"], "completedJobs": counts["succeeded"],
+            # a job whose images are being written is done with the device: not "processing"
+            "queuedJobs": counts["queued"], "processingJobs": max(0, counts["running"] - len(self.worker.saving)),
+            "completedJobs": counts["succeeded"],
             "failedJobs": counts["failed"], "canceledJobs": counts["canceled"],
             "averageProcessingTime": round(average * 1000) if average is not None else None,
             "maxQueueSize": self.settings.max_queue_size,

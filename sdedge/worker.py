@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from sdedge.engine.loader import EngineLoader
 from sdedge.engine.params import GenerationOutput, GenerationParams, StepEvent
 from sdedge.engine.previews import preview_image
 from sdedge.errors import GenerationCanceled, SdedgeError
+from sdedge.foreign_errors import describe_outage, is_database_outage
 from sdedge.file_store import FileStore, remove_job_files
 from sdedge.infotext import infotext
 from sdedge.job_store import Job, JobStatus, JobStore, worker_name
@@ -60,16 +62,27 @@ class Worker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._recovered = False
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdedge-saver")
+        self.saving: set[str] = set()  # jobs whose images the saver thread is writing
+        self.database_error: str | None = None  # why the job database cannot be reached, while it cannot
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover what a crash left running, then take jobs in a daemon thread."""
+        """Take jobs in a daemon thread; it first recovers what a crash left running."""
+        self._thread = threading.Thread(target=self._loop, name="sdedge-worker", daemon=True)
+        self._thread.start()
+
+    def _recover_once(self) -> None:
+        if self._recovered:
+            return
         requeued, failed = self.job_store.recover(self.name.split(":")[0] + ":")
         if requeued or failed:
             log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
-        self._thread = threading.Thread(target=self._loop, name="sdedge-worker", daemon=True)
-        self._thread.start()
+        if self.job_store.is_local:  # no other node writes into these folders: a partial file is a crash's
+            self.images.sweep_partial_files()
+            self.input_files.sweep_partial_files()
+        self._recovered = True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking jobs; a running job stops at its next step and goes back to the queue."""
@@ -97,13 +110,50 @@ class Worker:
 
     def _loop(self) -> None:
         seen = self.notifier.version()
+        backoff = Backoff()
         while not self._stopping.is_set():
-            self._maybe_prune()
-            job = self.job_store.claim_next(self.name) if self.loader.ready else None
+            try:
+                self._recover_once()
+                self._maybe_prune()
+                job = self.job_store.claim_next(self.name) if self.loader.ready else None
+            except Exception as exc:  # noqa: BLE001 - the worker thread must outlive any outage
+                self._database_down(exc, backoff)
+                continue
+            self._database_up(backoff)
             if job is None:
                 seen = self.notifier.wait(seen, self.settings.worker_poll_seconds)
                 continue
             self._run(job)
+
+    def _database_down(self, exc: Exception, backoff: Backoff) -> None:
+        if not is_database_outage(exc):
+            log.exception("the worker loop failed; retrying")
+        elif self.database_error is None:
+            log.warning("%s", describe_outage(exc))
+        self.database_error = describe_outage(exc) if is_database_outage(exc) else f"worker error: {exc}"
+        self.notifier.notify()
+        self._stopping.wait(backoff.next())
+
+    def _database_up(self, backoff: Backoff) -> None:
+        if self.database_error is not None:
+            log.info("the job database is reachable again")
+            self.database_error = None
+            self.notifier.notify()
+        backoff.reset()
+
+    def _persist(self, write: Callable[[], None], what: str) -> None:
+        """Run a job-store write that must not be lost, retrying through a database outage."""
+        backoff = Backoff()
+        while True:
+            try:
+                write()
+                self._database_up(backoff)
+                return
+            except Exception as exc:  # noqa: BLE001 - retried until it lands (or the server stops)
+                if not is_database_outage(exc) or self._stopping.is_set():
+                    log.exception("could not record %s", what)
+                    return
+                self._database_down(exc, backoff)
 
     # -- running one job -----------------------------------------------------------------------
     def _run(self, job: Job) -> None:
@@ -116,6 +166,7 @@ class Worker:
             output = self.loader.engine().generate(params, tracker.on_step, inputs)
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
+            self.saving.add(job.id)
             self._saver.submit(self._save_results, job, params, output, total)
         except GenerationCanceled:
             self._stopped(job, tracker)
@@ -123,7 +174,7 @@ class Worker:
             self._fail(job, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
             log.exception("job %s failed", job.id)
-            self._fail(job, "internal_error", str(exc))
+            self._fail(job, "internal_error", f"internal error ({type(exc).__name__}); see the server log")
         finally:
             self._cleanup(job)
 
@@ -131,9 +182,14 @@ class Worker:
         """Write the images and mark the job succeeded (on the saver thread)."""
         try:
             self._succeed(job, params, output, total)
-        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: the job fails, the worker goes on
+        except SdedgeError as exc:  # e.g. a full disk: the job fails with the reason, the worker goes on
+            log.warning("saving the images of job %s failed: %s", job.id, exc.message)
+            self._fail(job, exc.code, exc.message, step=total)
+        except Exception as exc:  # noqa: BLE001 - nothing may kill the saver thread
             log.exception("saving the images of job %s failed", job.id)
-            self.job_store.finish(job.id, JobStatus.FAILED, error={"code": "save_failed", "message": str(exc)})
+            self._fail(job, "save_failed", f"saving the images failed ({type(exc).__name__})", step=total)
+        finally:
+            self.saving.discard(job.id)
         self.notifier.notify()
 
     def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
@@ -146,20 +202,24 @@ class Worker:
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
         result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
                   "timings": timings}
-        self.job_store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=self.images.size_of(files),
-                          step=total)
+        size = self.images.size_of(files)
+        self._persist(lambda: self.job_store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=size,
+                                                    step=total), f"the result of job {job.id}")
 
     def _stopped(self, job: Job, tracker: _StepTracker) -> None:
         if tracker.timed_out:
             self._fail(job, "timeout", f"job exceeded JOB_TIMEOUT={self.settings.job_timeout:g} s")
         elif self._stopping.is_set() and not tracker.canceled:
-            self.job_store.requeue(job.id)
+            self._persist(lambda: self.job_store.requeue(job.id), f"the re-queueing of job {job.id}")
         else:
             self._fail(job, "canceled", "canceled on request", JobStatus.CANCELED)
 
-    def _fail(self, job: Job, code: str, message: str, status: JobStatus = JobStatus.FAILED) -> None:
-        step = self.current.step if self.current else None
-        self.job_store.finish(job.id, status, error={"code": code, "message": message}, step=step)
+    def _fail(self, job: Job, code: str, message: str, status: JobStatus = JobStatus.FAILED,
+              step: int | None = None) -> None:
+        if step is None and self.current is not None:
+            step = self.current.step
+        error = {"code": code, "message": message}
+        self._persist(lambda: self.job_store.finish(job.id, status, error=error, step=step), f"the end of job {job.id}")
 
     def _cleanup(self, job: Job) -> None:
         # The preview file stays until the job is deleted or pruned: a page may still be loading it.
@@ -212,7 +272,12 @@ class _StepTracker:
         if not final and now - self._last_write < 0.25:  # SQL writes at most 4 per second
             return False
         self._last_write = now
-        return self.worker.job_store.set_progress(self.job.id, progress.step, progress.total, progress.preview)
+        try:
+            return self.worker.job_store.set_progress(self.job.id, progress.step, progress.total, progress.preview)
+        except Exception as exc:  # noqa: BLE001 - progress is not worth failing the job for; the result is
+            if not is_database_outage(exc):
+                raise
+            return False
 
     def _maybe_preview(self, event: StepEvent, progress: Progress) -> None:
         every, min_gap = self.settings.preview_every_steps, self.settings.preview_min_interval_ms / 1000
@@ -222,3 +287,19 @@ class _StepTracker:
         self._last_preview = now
         image = preview_image(event.latent, self.params.width, self.params.height)
         progress.preview = self.worker.images.save_preview(self.job.id, image)
+
+
+class Backoff:
+    """Waits that double from 0.25 s up to 10 s while a dependency stays away."""
+
+    def __init__(self, first: float = 0.25, most: float = 10.0) -> None:
+        self.first, self.most, self._next = first, most, first
+
+    def next(self) -> float:
+        """The wait before the next try."""
+        wait, self._next = self._next, min(self.most, self._next * 2)
+        return wait
+
+    def reset(self) -> None:
+        """Back to the first, short wait."""
+        self._next = self.first

@@ -7,18 +7,30 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, stream_with_context
+from pydantic import BaseModel, ConfigDict, Field
 
-from sdedge.errors import InvalidRequest, detail
 from sdedge.job_store import JobStatus
 from sdedge.modes import MODES
-from sdedge.routes.http_input import idempotency_key, request_body
+from sdedge.openapi_spec import documented
+from sdedge.routes.http_input import idempotency_key, query_args, request_body
 from sdedge.service import MAX_LIST_LIMIT, GenerationService
 from sdedge.services import services
 
 bp = Blueprint("jobs", __name__)
 
 SSE_HEARTBEAT_SECONDS = 15.0
+
+
+class JobListQuery(BaseModel):
+    """Query parameters of GET /jobs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description=f"Page size, 1..{MAX_LIST_LIMIT}.")
+    before: str | None = Field(None, min_length=1, max_length=64,
+                               description="Page past this job id (the previous page's next_before).")
 
 
 def submit_mode(mode: str) -> tuple[Response, int]:
@@ -42,22 +54,14 @@ def get_job(job_id: str) -> Response:
 
 
 @bp.get("/jobs")
+@documented(query=JobListQuery)
 def list_jobs() -> Response:
     """Jobs newest first; ?status=, ?limit= (<= 200), ?before= (a job's id, for paging)."""
     generation = services().generation
-    jobs, next_before = generation.list_jobs(request.args.get("status") or None, _int_arg("limit", 50, 1, MAX_LIST_LIMIT),
-                                        request.args.get("before") or None)
+    query = query_args(JobListQuery)
+    status = query.status.value if query.status else None
+    jobs, next_before = generation.list_jobs(status, query.limit, query.before)
     return jsonify({"jobs": [generation.view(j) for j in jobs], "next_before": next_before})
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        message = f"{name} must be an integer from {low} to {high}"
-        raise InvalidRequest(message, detail(name, message, "limit"))
-    return int(raw)
 
 
 @bp.post("/jobs/<job_id>/cancel")

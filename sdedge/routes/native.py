@@ -62,7 +62,8 @@ def generated_file(filename: str) -> Response:
 def health() -> tuple[Response, int]:
     """Readiness for monitors: 200 when images can be generated, else 503 with the reason."""
     svc = services()
-    body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at)
+    body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at,
+                                     svc.generation.database_problem())
     return jsonify(body), 200 if body["ready"] else 503
 
 
@@ -75,8 +76,11 @@ def health_live() -> Response:
 @bp.get("/health/ready")
 def health_ready() -> tuple[Response, int]:
     """Readiness only, small body."""
-    loader = services().loader
-    return jsonify({"ready": loader.ready, "reason": loader.reason}), 200 if loader.ready else 503
+    svc = services()
+    problem = svc.generation.database_problem()
+    ready = svc.loader.ready and problem is None
+    reason = svc.loader.reason if not svc.loader.ready else problem
+    return jsonify({"ready": ready, "reason": reason}), 200 if ready else 503
 
 
 @bp.get("/samplers")

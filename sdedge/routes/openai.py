@@ -7,20 +7,15 @@ blueprint-level handlers; the rest of the app keeps sdedge's own shape.
 from __future__ import annotations
 
 import base64
-import logging
 import time
 from typing import Any, Literal
 from urllib.parse import urljoin
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import HTTPException
 
-from sdedge.errors import (
-    InvalidRequest, NotFound, SdedgeError, UnsupportedMediaType, error_for, from_http_exception, internal_error,
-    invalid_from_pydantic,
-)
+from sdedge.errors import InvalidRequest, NotFound, SdedgeError, UnsupportedMediaType, error_for
 from sdedge.image_fitting import within_limits
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
@@ -28,8 +23,6 @@ from sdedge.routes.http_input import json_body
 from sdedge.service import GenerationService
 from sdedge.services import Services, services
 from sdedge.uploads import decode_mask, image_size, png_bytes
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -134,27 +127,6 @@ def _param(details: Any) -> str | None:
     first = details[0] if isinstance(details, list) and details else details
     field = first.get("field") if isinstance(first, dict) else None
     return PARAM_NAMES.get(field, field) if isinstance(field, str) else None
-
-
-@bp.errorhandler(SdedgeError)
-def _sdedge_error(exc: SdedgeError) -> Response:
-    return openai_error(exc)
-
-
-@bp.errorhandler(ValidationError)
-def _validation_error(exc: ValidationError) -> Response:
-    return openai_error(invalid_from_pydantic(exc))
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    return openai_error(from_http_exception(exc))
-
-
-@bp.errorhandler(Exception)
-def _unexpected_error(exc: Exception) -> Response:
-    log.exception("unhandled error")
-    return openai_error(internal_error(exc))
 
 
 # -- routes -------------------------------------------------------------------------------------
