@@ -10,15 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, Union
 
 from flask import Flask, current_app
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from pydantic.json_schema import models_json_schema
 
 from sdedge import __version__
-from sdedge.modes import MODES
-from sdedge.request_schemas import GenerateRequest, ImageResponse
+from sdedge.config import Settings
+from sdedge.modes import MODES, ModeSpec
+from sdedge.request_schemas import ImageResponse
+from sdedge.response_schemas import JobView
+from sdedge.samplers import SAMPLERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
@@ -74,16 +77,27 @@ def documented(request: type[BaseModel] | None = None, responses: dict[int, type
     return attach
 
 
+def _with_mode(spec: ModeSpec) -> type[BaseModel]:
+    """The mode's request model plus the `mode` field POST /image reads (documentation only)."""
+    default = ... if spec.mode.value != "text2img" else "text2img"
+    field: Any = (Literal[spec.mode.value], Field(default, description="The generation mode."))
+    name = f"Image{spec.request_model.__name__}"
+    model: type[BaseModel] = create_model(name, __base__=spec.request_model, mode=field)
+    return model
+
+
+_IMAGE_MODELS = tuple(_with_mode(spec) for spec in MODES.values())
+ImageRequest: type[BaseModel] = RootModel[Union[_IMAGE_MODELS]]  # type: ignore[valid-type]
+ImageRequest.__doc__ = "POST /image: one mode's request, chosen by `mode` (text2img when absent)."
+
 JSON_OR_FORM = ("application/json", "multipart/form-data")
 KNOWN_ROUTES: dict[str, RouteDoc] = {
-    "api.generate_image": RouteDoc(request=GenerateRequest, request_content=JSON_OR_FORM,
-                                   responses={200: ImageResponse, 202: None}),
+    "api.generate_image": RouteDoc(request=ImageRequest, request_content=JSON_OR_FORM,
+                                   responses={200: ImageResponse, 202: JobView}),
     "api.generated_file": RouteDoc(response_content="image/png"),
-    "api.health": RouteDoc(responses={200: None, 503: None}),
-    "api.health_ready": RouteDoc(responses={200: None, 503: None}),
     **{f"jobs.submit_{mode.value.replace('-', '_')}": RouteDoc(request=spec.request_model,
                                                                request_content=JSON_OR_FORM,
-                                                               responses={200: None, 202: None})
+                                                               responses={200: JobView, 202: JobView})
        for mode, spec in MODES.items()},
     "jobs.job_events": RouteDoc(response_content="text/event-stream"),
     "page.index": RouteDoc(response_content="text/html"),
@@ -103,6 +117,10 @@ def build_document(app: Flask) -> dict[str, Any]:
     rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
     docs = {rule.endpoint: route_doc(app, rule.endpoint) for rule in rules}
     schemas, components = _schemas(docs.values())
+    settings: Settings | None = getattr(app.extensions.get("sdedge"), "settings", None)
+    if settings is not None:
+        for component in components.values():
+            apply_limits(component, settings)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(rules, key=lambda r: r.rule):
         path, params = _openapi_path(rule.rule)
@@ -118,6 +136,29 @@ def build_document(app: Flask) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": components},
     }
+
+
+def apply_limits(schema: dict[str, Any], settings: Settings) -> None:
+    """State this server's limits in a request schema, so a schema-valid request is one it accepts."""
+    s = settings
+    size = {"minimum": s.min_size, "multipleOf": 8}
+    images = {"minimum": 1, "maximum": s.max_images}
+    by_field: dict[str, dict[str, Any]] = {
+        "width": {**size, "maximum": s.max_width}, "height": {**size, "maximum": s.max_height},
+        "num_inference_steps": {"minimum": 1, "maximum": s.max_steps}, "steps": {"minimum": 1, "maximum": s.max_steps},
+        "prompt": {"maxLength": s.max_prompt_length}, "negative_prompt": {"maxLength": s.max_prompt_length},
+        "num_images": images, "n": images, "batch_size": images, "n_iter": images,
+    }
+    samplers = sorted({spelling for sampler in SAMPLERS.values() for spelling in (sampler.name, *sampler.aliases)})
+    for name, prop in schema.get("properties", {}).items():
+        limits = dict(by_field.get(name, {}))
+        if name == "sampler":
+            limits["enum"] = samplers
+        for branch in prop.get("anyOf", [prop]):  # a nullable field: the non-null branch
+            if branch.get("type") in ("integer", "number", "string") and limits:
+                kinds = {"integer": ("minimum", "maximum", "multipleOf", "enum"),
+                         "number": ("minimum", "maximum"), "string": ("maxLength", "enum")}[branch["type"]]
+                branch.update({k: v for k, v in limits.items() if k in kinds})
 
 
 def _schemas(docs: Any) -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:

@@ -25,7 +25,7 @@ def _aliases(*names: str) -> AliasChoices:
 class GenerateRequest(BaseModel):
     """Text-to-image request, shared by POST /image and the job routes."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, allow_inf_nan=False)
     # The input images this mode takes: request field -> the engine's input slot (image, mask, style).
     IMAGE_INPUTS: ClassVar[dict[str, str]] = {}
 

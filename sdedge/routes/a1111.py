@@ -29,23 +29,37 @@ from sdedge.uploads import decode_mask, png_bytes
 bp = Blueprint("a1111", __name__, url_prefix="/sdapi/v1")
 
 RESIZE_MODES = {0: "stretch", 1: "crop", 2: "fit", 3: "stretch"}  # A1111: just resize, crop, fill, latent
+# A1111's own txt2img/img2img fields: the ones its `parameters` echo carries. Anything else a client sends
+# (SillyTavern puts `url` and `auth: "user:password"` in the body) is never echoed back.
+A1111_FIELDS = frozenset("""
+    prompt negative_prompt styles seed subseed subseed_strength seed_resize_from_h seed_resize_from_w sampler_name
+    sampler_index scheduler batch_size n_iter steps cfg_scale distilled_cfg_scale width height restore_faces tiling
+    do_not_save_samples do_not_save_grid eta denoising_strength s_min_uncond s_churn s_tmax s_tmin s_noise
+    override_settings override_settings_restore_afterwards refiner_checkpoint refiner_switch_at
+    disable_extra_networks firstpass_image comments enable_hr firstphase_width firstphase_height hr_scale
+    hr_upscaler hr_second_pass_steps hr_resize_x hr_resize_y hr_checkpoint_name hr_sampler_name hr_scheduler
+    hr_prompt hr_negative_prompt hr_cfg hr_distilled_cfg force_task_id script_name script_args send_images
+    save_images alwayson_scripts infotext init_images resize_mode image_cfg_scale mask mask_blur_x mask_blur_y
+    mask_blur mask_round inpainting_fill inpaint_full_res inpaint_full_res_padding inpainting_mask_invert
+    initial_noise_multiplier latent_mask include_init_images
+""".split())
 
 
 class Txt2ImgRequest(BaseModel):
     """A1111's txt2img body; other A1111 fields (styles, hires fix, scripts...) are accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     prompt: str = ""
-    negative_prompt: str = ""
-    seed: int = Field(-1, description="-1: random. Image i of the request uses seed+i.")
+    negative_prompt: str | None = Field("", description="null: none.")
+    seed: int | None = Field(-1, description="-1 or null: random. Image i of the request uses seed+i.")
     sampler_name: str | None = Field(None, description="A1111 name (Euler a, Euler, DDIM, PLMS, LMS, LCM); "
                                                        "others fall back to the closest, named in info.")
     sampler_index: str | None = Field(None, description="Deprecated A1111 alias of sampler_name.")
-    batch_size: int = Field(1, ge=1)
-    n_iter: int = Field(1, ge=1, description="batch_size * n_iter images, at most MAX_IMAGES.")
-    steps: int | None = Field(None, description="Default: the server's DEFAULT_STEPS.")
-    cfg_scale: float | None = Field(None, description="Default: the server's DEFAULT_GUIDANCE_SCALE.")
+    batch_size: int | None = Field(1, ge=1, description="null: 1.")
+    n_iter: int | None = Field(1, ge=1, description="batch_size * n_iter images, at most MAX_IMAGES; null: 1.")
+    steps: int | None = Field(None, ge=1, description="Default: the server's DEFAULT_STEPS.")
+    cfg_scale: float | None = Field(None, ge=0, le=30, description="Default: the server's DEFAULT_GUIDANCE_SCALE.")
     width: int | None = Field(None, description="Default: the server's DEFAULT_SIZE.")
     height: int | None = Field(None, description="Default: the server's DEFAULT_SIZE.")
     send_images: bool = Field(True, description="False: answer without the images (they stay on the server).")
@@ -187,16 +201,17 @@ def img2img() -> Response:
 def _native_body(req: Txt2ImgRequest) -> dict[str, Any]:
     """Our native request for an A1111 one (sampler already resolved)."""
     settings = services().settings
-    count = req.batch_size * req.n_iter
+    count = (req.batch_size or 1) * (req.n_iter or 1)
     if count > settings.max_images:
         raise InvalidRequest(
             f"batch_size x n_iter = {count} images; this server makes at most MAX_IMAGES={settings.max_images}",
             [{"field": "batch_size", "message": f"batch_size * n_iter must be at most {settings.max_images}",
               "type": "limit"}])
     sampler, _ = from_a1111(req.sampler_name or req.sampler_index, settings.default_sampler)
-    body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt, "sampler": sampler,
+    body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt or "", "sampler": sampler,
                             "num_images": count}
-    optional = {"seed": req.seed if req.seed >= 0 else None, "num_inference_steps": req.steps,
+    seed = req.seed if req.seed is not None and req.seed >= 0 else None
+    optional = {"seed": seed, "num_inference_steps": req.steps,
                 "guidance_scale": req.cfg_scale, "width": req.width, "height": req.height}
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
@@ -218,8 +233,9 @@ def _generate(job_type: str, req: Txt2ImgRequest, body: dict[str, Any], files: d
 
 
 def _echo(req: Txt2ImgRequest) -> dict[str, Any]:
-    """The request as A1111 echoes it: init images and mask only when asked for."""
-    echoed = req.model_dump()
+    """The request as A1111 echoes it: the fields it knows (never unknown ones: clients put credentials there),
+    init images and mask only when asked for."""
+    echoed = req.model_dump(exclude={key for key in req.model_extra or {} if key not in A1111_FIELDS})
     if isinstance(req, Img2ImgRequest) and not req.include_init_images:
         echoed.update(init_images=None, mask=None)
     return echoed
@@ -240,7 +256,7 @@ def _info(svc: Services, job: Job, req: Txt2ImgRequest, paths: list[Any]) -> dic
         "seed": result.get("seed"), "all_seeds": seeds, "subseed": -1, "all_subseeds": [-1] * count,
         "subseed_strength": 0, "width": params.get("width"), "height": params.get("height"),
         "sampler_name": ran, "cfg_scale": params.get("guidance_scale"), "steps": params.get("steps"),
-        "batch_size": req.batch_size, "restore_faces": False, "face_restoration_model": None,
+        "batch_size": req.batch_size or 1, "restore_faces": False, "face_restoration_model": None,
         "sd_model_name": svc.loader.model_name(), "sd_model_hash": None, "sd_vae_name": None, "sd_vae_hash": None,
         "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.get("strength", getattr(req, "denoising_strength", None)),

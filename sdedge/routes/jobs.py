@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sdedge.job_store import JobStatus
 from sdedge.modes import MODES
 from sdedge.openapi_spec import documented
+from sdedge.response_schemas import CanceledJob, DeletedJob, JobList, JobView, QueueStatus
 from sdedge.routes.http_input import idempotency_key, query_args, request_body
 from sdedge.service import MAX_LIST_LIMIT, GenerationService
 from sdedge.services import services
@@ -47,6 +48,7 @@ for _mode in MODES:
 
 
 @bp.get("/jobs/<job_id>")
+@documented(responses={200: JobView})
 def get_job(job_id: str) -> Response:
     """One job with progress, preview, result or error."""
     generation = services().generation
@@ -54,7 +56,7 @@ def get_job(job_id: str) -> Response:
 
 
 @bp.get("/jobs")
-@documented(query=JobListQuery)
+@documented(query=JobListQuery, responses={200: JobList})
 def list_jobs() -> Response:
     """Jobs newest first; ?status=, ?limit= (<= 200), ?before= (a job's id, for paging)."""
     generation = services().generation
@@ -65,6 +67,7 @@ def list_jobs() -> Response:
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@documented(responses={200: CanceledJob})
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now, or a running one at its next step."""
     generation = services().generation
@@ -72,12 +75,14 @@ def cancel_job(job_id: str) -> Response:
 
 
 @bp.delete("/jobs/<job_id>")
+@documented(responses={200: DeletedJob})
 def delete_job(job_id: str) -> Response:
     """Remove a finished job and its images."""
     return jsonify({"deleted": services().generation.delete(job_id).id})
 
 
 @bp.get("/queue/status")
+@documented(responses={200: QueueStatus})
 def queue_status() -> Response:
     """Queue statistics in the seed's field names, plus the running job."""
     return jsonify(services().generation.queue_status())

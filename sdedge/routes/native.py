@@ -10,7 +10,9 @@ from flask import Blueprint, Response, jsonify, send_file
 from sdedge import server_status
 from sdedge.errors import NotFound, error_for
 from sdedge.job_store import Job, JobStatus
+from sdedge.openapi_spec import documented
 from sdedge.request_schemas import ImageResponse
+from sdedge.response_schemas import Alive, Health, ModeList, ModelList, Ready, SamplerList
 from sdedge.routes.http_input import idempotency_key, request_body
 from sdedge.service import GenerationService, iso
 from sdedge.services import services
@@ -59,6 +61,7 @@ def generated_file(filename: str) -> Response:
 
 
 @bp.get("/health")
+@documented(responses={200: Health, 503: Health})
 def health() -> tuple[Response, int]:
     """Readiness for monitors: 200 when images can be generated, else 503 with the reason."""
     svc = services()
@@ -68,12 +71,14 @@ def health() -> tuple[Response, int]:
 
 
 @bp.get("/health/live")
+@documented(responses={200: Alive})
 def health_live() -> Response:
     """Liveness: the process answers."""
     return jsonify({"status": "alive"})
 
 
 @bp.get("/health/ready")
+@documented(responses={200: Ready, 503: Ready})
 def health_ready() -> tuple[Response, int]:
     """Readiness only, small body."""
     svc = services()
@@ -84,12 +89,14 @@ def health_ready() -> tuple[Response, int]:
 
 
 @bp.get("/samplers")
+@documented(responses={200: SamplerList})
 def samplers() -> Response:
     """The samplers we run, with their genai scheduler and A1111 names."""
     return jsonify(server_status.sampler_list(services().settings))
 
 
 @bp.get("/models")
+@documented(responses={200: ModelList})
 def list_models() -> Response:
     """The configured model: where it is and whether it is present and loaded."""
     svc = services()
@@ -97,6 +104,7 @@ def list_models() -> Response:
 
 
 @bp.get("/modes")
+@documented(responses={200: ModeList})
 def list_modes() -> Response:
     """The generation modes, each with its route, image inputs and fields (limits and defaults applied)."""
     svc = services()

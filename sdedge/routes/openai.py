@@ -51,16 +51,17 @@ class OpenAIErrorResponse(BaseModel):
 class ImageGenerationRequest(BaseModel):
     """POST /v1/images/generations; OpenAI fields we cannot honour (quality, style...) are ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     prompt: str = Field(..., min_length=1)
     model: str | None = Field(None, description="Accepted; the server's model is used.")
-    n: int = Field(1, ge=1, description="Images to generate, at most MAX_IMAGES.")
-    size: str | None = Field(None, description="'WIDTHxHEIGHT' (multiples of 8) or 'auto' (DEFAULT_SIZE).")
+    n: int | None = Field(1, ge=1, description="Images to generate, at most MAX_IMAGES (null: 1).")
+    size: str | None = Field(None, pattern=r"^(auto|[0-9]{1,5}[xX][0-9]{1,5})$",
+                             description="'WIDTHxHEIGHT' (multiples of 8) or 'auto' (DEFAULT_SIZE).")
     response_format: Literal["b64_json", "url"] | None = Field(None, description="Default b64_json.")
     negative_prompt: str | None = None
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
+    num_inference_steps: int | None = Field(None, ge=1)
+    guidance_scale: float | None = Field(None, ge=0, le=30)
     seed: int | None = Field(None, description="Same seed, same image (rng_seed is an alias).")
     rng_seed: int | None = Field(None, description="OpenVINO Model Server's name for seed.")
     sampler: str | None = Field(None, description="One of GET /samplers.")
@@ -225,7 +226,7 @@ def _native_body(req: ImageGenerationRequest, width: int | None, height: int | N
     optional = {"negative_prompt": req.negative_prompt, "num_inference_steps": req.num_inference_steps,
                 "guidance_scale": req.guidance_scale, "seed": seed, "sampler": req.sampler,
                 "width": width, "height": height}
-    return {"prompt": req.prompt, "num_images": req.n, **{k: v for k, v in optional.items() if v is not None}}
+    return {"prompt": req.prompt, "num_images": req.n or 1, **{k: v for k, v in optional.items() if v is not None}}
 
 
 def _run(job_type: str, req: ImageGenerationRequest, body: dict[str, Any],

@@ -1,0 +1,145 @@
+"""Response schemas of the native job, health and listing routes, for the OpenAPI document.
+
+The routes build these bodies from the service's views; the models say what a client gets, and
+the fuzz test (tests/test_fuzz.py) checks every answer against them. Extra keys are allowed, so
+adding a field never breaks an older client's generated code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class JobProgress(_Open):
+    """Steps done of the whole request (every image of it)."""
+
+    step: int
+    total: int
+    percent: float
+
+
+class JobResult(_Open):
+    """A succeeded job's images and how they were made."""
+
+    images: list[str] = Field(description="URLs of the PNGs under /generated/.")
+    seed: int
+    seeds: list[int]
+    parameters: dict[str, Any]
+    timings: dict[str, float]
+
+
+class JobError(_Open):
+    """Why a job failed or was canceled."""
+
+    code: str
+    message: str
+
+
+class JobView(_Open):
+    """One job as clients see it."""
+
+    id: str
+    type: str
+    status: str
+    priority: int
+    position: int | None = Field(description="Queued jobs ahead of this one (0: next); null once it left the queue.")
+    progress: JobProgress
+    eta_seconds: float | None
+    preview_url: str | None
+    result: JobResult | None
+    error: JobError | None
+    request: dict[str, Any]
+    attempts: int
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class CanceledJob(JobView):
+    """POST /jobs/<id>/cancel: the job after the cancel."""
+
+    success: bool
+
+
+class JobList(_Open):
+    """GET /jobs: newest first, and where the next page starts."""
+
+    jobs: list[JobView]
+    next_before: str | None
+
+
+class DeletedJob(_Open):
+    """DELETE /jobs/<id>."""
+
+    deleted: str
+
+
+class CurrentJob(_Open):
+    """The job this server's device is running."""
+
+    id: str
+    step: int
+    total: int
+    percent: float
+    eta_seconds: float | None
+
+
+class QueueStatus(_Open):
+    """GET /queue/status, in the seed's field names."""
+
+    queuedJobs: int
+    processingJobs: int
+    completedJobs: int
+    failedJobs: int
+    canceledJobs: int
+    averageProcessingTime: int | None = Field(description="Milliseconds, over the last succeeded jobs.")
+    maxQueueSize: int
+    currentJob: CurrentJob | None
+
+
+class Health(_Open):
+    """GET /health: 200 when images can be generated, else 503 with the reason."""
+
+    status: str
+    ready: bool
+    reason: str | None
+
+
+class Ready(_Open):
+    """GET /health/ready."""
+
+    ready: bool
+    reason: str | None
+
+
+class Alive(_Open):
+    """GET /health/live."""
+
+    status: str
+
+
+class ModeList(_Open):
+    """GET /modes: each mode's route, image inputs and fields with this server's limits and defaults."""
+
+    modes: list[dict[str, Any]]
+    default: str
+
+
+class SamplerList(_Open):
+    """GET /samplers."""
+
+    samplers: list[dict[str, Any]]
+    aliases: dict[str, str]
+    default: str
+
+
+class ModelList(_Open):
+    """GET /models."""
+
+    models: list[dict[str, Any]]
