@@ -123,7 +123,7 @@ class Browsing:
     def open(self, viewport: dict[str, int] | None = None, *, phone: bool = False, path: str = "/",
              init_script: str | None = None, server: ServerProcess | None = None, tone: str = "ok",
              clock: bool = False) -> Any:
-        """A page on the server whose badge shows `tone`.
+        """A page on the server whose badge shows `tone` and whose form is built from GET /modes.
 
         clock=True installs Playwright's clock, so a test can pause the page's timers (its polling).
         """
@@ -146,6 +146,7 @@ class Browsing:
             page.clock.install()
         page.goto(path)
         page.wait_for_function(f"document.getElementById('status').dataset.tone === {tone!r}")
+        page.wait_for_function("document.getElementById('generate-form').dataset.ready === 'true'")
         return page
 
     def allow_console(self, pattern: str) -> None:

@@ -137,7 +137,7 @@ def test_image_to_image_and_style_transfer(browsing: Browsing, page: Any, tmp_pa
     page.get_by_role("tab", name="Image", exact=True).click()
     page.get_by_label("Starting image file").set_input_files(input_png(tmp_path, "start.png", (64, 64)))
     expect(page.locator("#size-input")).to_be_checked()  # a picked image selects its own shape
-    expect(page.locator("#size-hint")).to_contain_text("Output 512 × 512")
+    expect(page.locator("#size-hint")).to_contain_text("Output 64 × 64")  # the server's DEFAULT_SIZE=64, as it would choose
     fill_basic(page, "a watercolor harbour")
     set_range(page, "strength", 0.5)
     card, body = generate(page, "img2img")
@@ -246,8 +246,26 @@ def test_keyboard_tabs_and_clear_errors(browsing: Browsing, page: Any) -> None:
     expect(page.get_by_label("Prompt", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#prompt-error")).to_have_text("Prompt: describe what to draw")  # beside the field too
 
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.get_by_label("Prompt", exact=True).fill("x" * 2001)  # over the server's MAX_PROMPT_LENGTH (from /modes)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(alert.get_by_role("listitem")).to_have_text(["Prompt: at most 2000 characters on this server (now 2001)"])
+    assert posts == [], "a prompt the server would refuse is not sent"
+
+    # A limit the page cannot know (the server restarted with a lower one): the server's own 400 is shown.
+    def older_limits(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        for mode in body["modes"]:
+            mode["fields"]["prompt"]["maxLength"] = 10_000
+        route.fulfill(response=response, json=body)
+
+    page.route("**/modes", older_limits)
+    page.reload()
+    page.wait_for_function("document.getElementById('generate-form').dataset.ready === 'true'")
     browsing.allow_console(r"status of 400")
-    page.get_by_label("Prompt", exact=True).fill("x" * 2001)  # the server's limit, not checked by the page
+    page.get_by_label("Prompt", exact=True).fill("x" * 2001)
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(alert).to_contain_text("Please check the form.")
     expect(alert.get_by_role("listitem")).to_have_text(["Prompt: longer than MAX_PROMPT_LENGTH=2000 characters"])
@@ -339,6 +357,8 @@ def test_status_badge_shows_loading_progress_failure_and_mock_mode(browsing: Bro
     expect(text).to_have_text("Downloading the model · 45% (450 MB of 1.0 GB)")
     expect(badge).to_have_attribute("title", re.compile("^Downloading OpenVINO/stable-diffusion-v1-5-int8-ov"))
     expect(page.locator("#generate-note")).to_contain_text("still loading")
+    expect(page.locator("#generate-note")).to_contain_text("wait in the queue and start when it is ready")
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_enabled()  # jobs may queue meanwhile
     browsing.shot(page, "downloading", full_page=False)
 
     failed = health_body(status="failed", ready=False, reason="loading the model failed: out of memory",
@@ -347,12 +367,15 @@ def test_status_badge_shows_loading_progress_failure_and_mock_mode(browsing: Bro
     page.route("**/health", lambda route: route.fulfill(status=503, json=failed))
     expect(badge).to_have_attribute("data-tone", "bad")
     expect(text).to_have_text("Model failed: loading the model failed: out of memory")
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_disabled()  # nothing piles up behind it
+    expect(page.locator("#generate-note")).to_contain_text("out of memory")
 
     page.unroute("**/health")
     page.route("**/health", lambda route: route.fulfill(status=200, json=health_body(used_mocks=True)))
     expect(text).to_have_text("Ready · CPU (asked for GPU) · stable-diffusion-v1-5-int8-ov")
     expect(page.locator("#mock-banner")).to_be_visible()
     expect(page.locator("#generate-note")).to_be_hidden()
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_enabled()
     browsing.shot(page, "mock-mode", full_page=False)
 
 
