@@ -33,7 +33,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 # Sizes that fit the tiny model (it draws noise at any size; small ones are fast). No path settings.
-TINY_MODEL_SETTINGS = {"DEFAULT_SIZE": "64", "MIN_SIZE": "32", "DEFAULT_STEPS": "3", "PREVIEW_MIN_INTERVAL_MS": "100"}
+TINY_MODEL_SETTINGS = {"DEFAULT_SIZE": "64", "MIN_SIZE": "32", "DEFAULT_STEPS": "3"}
 
 LONG = {"size": (512, 512), "steps": 30}  # seconds per job on the tiny model: long enough to watch and cancel
 PAGE_POLL_MS = 2000  # the page polls a queued job this often (static/js/jobs.js)
