@@ -26,7 +26,11 @@ export function showEngine(health) {
   state.dead = !health.ready && DEAD.has(loader);
   if (health.ready) note("");
   else if (state.dead) note(`${sentence(text)} Nothing can run until the server can load a model, so Generate is off.`);
-  else note(`The model is still loading: ${sentence(text)} Jobs you start now wait in the queue and start when it is ready.`);
+  else {
+    // The server's own reason reads as it is ("loading the model"); the download line is ours.
+    const what = health.loader?.download || !health.reason ? text.charAt(0).toLowerCase() + text.slice(1) : health.reason;
+    note(`The model is still loading: ${sentence(what)} Jobs you start now wait in the queue and start when it is ready.`);
+  }
   render();
 }
 
