@@ -218,3 +218,9 @@ def test_a_bad_file_shows_one_error(browsing: Browsing, page: Any, upload: dict[
     expect(errors).to_contain_text(upload["name"])
     assert sent == []
     browsing.shot(page, "one-error", full_page=False)
+
+
+def test_a_sampler_with_its_own_defaults_sets_steps_and_guidance(browsing: Browsing, page: Any) -> None:
+    page.get_by_label("Sampler").select_option("lcm")
+    expect(page.locator("#num_inference_steps-out")).to_have_text("4")
+    expect(page.locator("#guidance_scale-out")).to_have_text("1")
