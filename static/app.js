@@ -1,16 +1,19 @@
-// sdedge page: wires the form, the live jobs, the history, the viewer and the status badge.
+// sdedge page: loads the server's modes, then wires the form, the Generate bar, the live jobs, the
+// history, the viewer and the status badge.
+import { initActions, setBusy, setFormReady, showEngine, showOffline } from "./js/actions.js";
 import { ApiError, fieldProblems, getSamplers, listJobs, submitJob } from "./js/api.js";
 import { $, announce, renderError } from "./js/dom.js";
-import {
-  FormError, MODE_LABELS, applyJob, buildRequest, initForm, markInvalid, noteSeed, setImageModes,
-  setLimits, setSamplers, useImage,
-} from "./js/form.js";
+import { FormError, applyJob, buildRequest, initForm, markInvalid, setImageModes, useImage } from "./js/form.js";
 import { addJob, initGallery, loadFirst, removeJob } from "./js/gallery.js";
-import { initJobs, jobDeleted, track } from "./js/jobs.js";
+import { initJobs, jobDeleted, setWaitingFor, track } from "./js/jobs.js";
+import { loadModes, modeLabel } from "./js/modes.js";
+import { noteSeed } from "./js/seed.js";
 import { startHealth } from "./js/status.js";
 import { initViewer, openViewer } from "./js/viewer.js";
 
-const NO_IMAGE_INPUTS = "This model has no VAE encoder, so image to image, inpainting and style transfer are unavailable.";
+const NO_IMAGE_INPUTS = "this model has no VAE encoder, so image to image, inpainting and style transfer are unavailable.";
+
+const state = { formReady: false, loading: null };
 
 function showFormError(error) {
   const box = $("form-error");
@@ -26,10 +29,11 @@ function clearFormError() {
 
 function routeMissing(error, mode) {
   return new ApiError({ ...error, code: "method_not_allowed", status: error.status,
-    message: `this server does not offer ${MODE_LABELS[mode].toLowerCase()} (HTTP ${error.status})` });
+    message: `this server does not offer ${modeLabel(mode).toLowerCase()} (HTTP ${error.status})` });
 }
 
 async function submit() {
+  if ($("generate").disabled) return; // Ctrl+Enter while the model cannot run: the note at the button says why
   clearFormError();
   let request;
   try {
@@ -39,19 +43,16 @@ async function submit() {
     showFormError(new ApiError({ code: "invalid_request", message: "some fields need attention", details: error.problems }));
     return;
   }
-  const button = $("generate");
-  button.disabled = true;
-  button.textContent = "Queuing…";
+  setBusy(true);
   try {
-    const job = await submitJob(request.mode, request.payload);
-    track(job);
-    announce(`${MODE_LABELS[request.mode]} job queued`);
+    const job = await submitJob(request.path, request.payload);
+    track(job, { reveal: true });
+    announce(`${modeLabel(request.mode)} job queued`);
   } catch (error) {
     const missing = error instanceof ApiError && [404, 405].includes(error.status);
     showFormError(missing ? routeMissing(error, request.mode) : error);
   } finally {
-    button.disabled = false;
-    button.textContent = "Generate";
+    setBusy(false);
   }
 }
 
@@ -62,20 +63,17 @@ function onFinished(job) {
 }
 
 function onHealth(health) {
-  if (health.limits) setLimits(health.limits);
-  const failed = ["failed", "missing"].includes(health.loader?.state);
-  $("generate-note").hidden = health.ready;
-  $("generate-note").textContent = failed
-    ? "The model could not be loaded, so jobs cannot run; see the status above."
-    : "The model is still loading: jobs you start now wait in the queue until it is ready.";
+  showEngine(health);
+  setWaitingFor(health.ready ? null : health.reason || health.status);
   setImageModes(health.loader?.image_inputs !== false, NO_IMAGE_INPUTS);
+  if (!state.formReady) loadForm();
 }
 
 async function useAsInput(url, mode) {
   clearFormError();
   try {
     await useImage(url, mode);
-    announce(`Image loaded into ${MODE_LABELS[mode]}`);
+    announce(`Image loaded into ${modeLabel(mode)}`);
     $(`tab-${mode}`).focus();
   } catch (error) {
     showFormError(new ApiError({ code: "image_error", message: error.message }));
@@ -95,15 +93,6 @@ function onDeleted(jobId) {
   $("history-title").focus();
 }
 
-async function loadSamplers() {
-  try {
-    const { samplers, default: fallback } = await getSamplers();
-    setSamplers(samplers, fallback);
-  } catch (error) {
-    showFormError(error);
-  }
-}
-
 /** Jobs still queued or running (from this page before a reload, or from elsewhere) are followed too. */
 async function resumeJobs() {
   try {
@@ -116,15 +105,32 @@ async function resumeJobs() {
   }
 }
 
+/** The form needs the server's modes; the samplers only name the menu's entries. Retried on the next health. */
+function loadForm() {
+  if (state.loading) return;
+  state.loading = Promise.all([loadModes(), getSamplers().catch(() => null)])
+    .then(([modes, samplers]) => {
+      clearFormError();
+      initForm({ modes, samplers, onSubmit: () => submit().catch(showFormError) });
+      state.formReady = true;
+      setFormReady(true);
+      resumeJobs();
+      loadFirst();
+    })
+    .catch((error) => {
+      if (!(error instanceof ApiError)) console.error(error); // a bug, not the server: tests must see it
+      showFormError(error);
+    })
+    .finally(() => { state.loading = null; });
+}
+
 function start() {
-  initForm({ onSubmit: () => submit().catch(showFormError) });
+  initActions();
   initJobs({ onFinished, onOpen: openViewer });
   initGallery({ onOpen: openViewer });
   initViewer({ onReuse, onUseImage: useAsInput, onDeleted });
-  startHealth(onHealth);
-  loadSamplers();
-  resumeJobs();
-  loadFirst();
+  startHealth({ onHealth, onOffline: showOffline });
+  loadForm();
 }
 
 start();

@@ -122,3 +122,34 @@ def test_every_form_control_has_a_label() -> None:
                  if c.get("type") != "hidden" and not c.get("aria-label") and not c.get("aria-labelledby")
                  and not c["_wrapped"] and c.get("id") not in page.label_for]
     assert unlabeled == []
+
+
+def page_modules() -> list[Path]:
+    return sorted(STATIC.rglob("*.js"))
+
+
+def test_page_modules_are_small_and_keep_their_state_in_one_object() -> None:
+    for module in page_modules():
+        text = module.read_text(encoding="utf-8")
+        assert len(text.splitlines()) <= 250, f"{module.name} has grown past 250 lines: split it by concern"
+        assert not re.findall(r"^(?:let|var)\s", text, re.M), f"{module.name}: module-level mutable state goes in one state object"
+
+
+def test_the_page_takes_modes_and_routes_from_the_server() -> None:
+    """GET /modes names the modes, their routes and fields; the page hard-codes no route or mode list."""
+    for path in static_files():
+        text = path.read_text(encoding="utf-8")
+        assert "/generate/" not in text, f"{path.name} hard-codes a generation route"
+        assert "data-modes" not in text, f"{path.name} hard-codes which mode shows a field"
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    assert 'role="tab"' not in html, "the mode tabs are built from GET /modes"
+
+
+def test_every_field_the_page_shows_is_a_field_the_server_lists(page_client: FlaskClient) -> None:
+    """Each data-field control in the page names a field or image input of some mode in GET /modes."""
+    listed = set()
+    for mode in page_client.get("/modes").get_json()["modes"]:
+        listed |= set(mode["fields"]) | set(mode["inputs"])
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    shown = {name for group in re.findall(r'data-field="([^"]+)"', html) for name in group.split()}
+    assert shown and shown <= listed, sorted(shown - listed)

@@ -1,12 +1,5 @@
 // The HTTP API: every call goes to this page's own origin; every failure becomes an ApiError.
 
-export const ROUTES = {
-  text2img: "/generate/text2img",
-  img2img: "/generate/img2img",
-  inpaint: "/generate/inpaint",
-  "style-transfer": "/generate/style-transfer",
-};
-
 export const FINISHED = new Set(["succeeded", "failed", "canceled"]);
 
 export class ApiError extends Error {
@@ -70,7 +63,10 @@ export async function getHealth() {
 }
 
 export const getSamplers = () => request("/samplers");
-export const submitJob = (mode, payload) => request(ROUTES[mode], { method: "POST", body: payload });
+/** The generation modes with their routes, image inputs and fields (limits and defaults applied). */
+export const getModes = () => request("/modes");
+/** Queue a job on a mode's route (the `path` GET /modes gives). */
+export const submitJob = (path, payload) => request(path, { method: "POST", body: payload });
 export const getJob = (id) => request(`/jobs/${encodeURIComponent(id)}`);
 export const cancelJob = (id) => request(`/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
 export const deleteJob = (id) => request(`/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });

@@ -1,221 +1,23 @@
-// The generate form: mode tabs, fields, size presets, seed, limits, saved settings and the payload.
-import { $, announce, fieldLabel, h } from "./dom.js";
+// The generate form: built from the server's modes, it switches modes, keeps its settings, checks what
+// the server would refuse, and turns into a request. Fields, size, seed and storage have their own modules.
+import { $, capitalize, fieldLabel } from "./dom.js";
+import * as fields from "./fields.js";
 import { createImageInput } from "./inputs.js";
+import { clearField, markInvalid as mark } from "./marks.js";
 import { createMaskEditor } from "./mask.js";
+import { mainInput } from "./modes.js";
+import { initSamplers, setSamplers } from "./samplers.js";
+import { initSeed, isLocked, keepSeed, setLocked } from "./seed.js";
+import {
+  checkPreset, checkedPreset, chosenSize, initSize, setSizeSpec, showSize, sizeProblems, updateSizeHint,
+} from "./size.js";
+import { loadSettings, saveSettings } from "./store.js";
+import { renderTabs, selectTab } from "./tabs.js";
 
-const STORE_KEY = "sdedge.settings.v1";
-export const MODES = ["text2img", "img2img", "inpaint", "style-transfer"];
-export const MODE_LABELS = { text2img: "Text to image", img2img: "Image to image", inpaint: "Inpainting",
-  "style-transfer": "Style transfer" };
-const MAIN_INPUT = { img2img: "init_image", inpaint: "image", "style-transfer": "content_image" };
-const RANGES = ["num_inference_steps", "guidance_scale", "strength", "mask_blur", "style_strength", "content_strength", "brush_size"];
-const SAVED = ["prompt", "negative_prompt", "width", "height", "num_inference_steps", "guidance_scale", "sampler",
-  "seed", "num_images", "strength", "mask_blur", "style_strength", "content_strength", "resize_mode", "brush_size"];
-const MAX_SEED = 4294967295;
-const NATIVE_SIDE = 512;
-
-let limits = { min_size: 64, max_width: 1024, max_height: 1024, max_steps: 100, max_images: 4 };
-let mode = "text2img";
-let lastSeed = null;
-const inputs = {};
-let mask = null;
+const state = { modes: [], mode: null, inputs: {}, mask: null, imageNote: "", ready: false };
 
 const form = () => $("generate-form");
-
-// ---- mode tabs -----------------------------------------------------------------------------
-
-function tabs() { return [...document.querySelectorAll("[role=tab]")]; }
-
-export function currentMode() { return mode; }
-
-export function setMode(next, { focus = false } = {}) {
-  mode = MODES.includes(next) ? next : "text2img";
-  for (const tab of tabs()) {
-    const selected = tab.dataset.mode === mode;
-    tab.setAttribute("aria-selected", String(selected));
-    tab.tabIndex = selected ? 0 : -1;
-    if (selected && focus) tab.focus();
-  }
-  form().setAttribute("aria-labelledby", `tab-${mode}`);
-  for (const node of form().querySelectorAll("[data-modes]")) {
-    node.hidden = !node.dataset.modes.split(" ").includes(mode);
-  }
-  $("prompt-title").textContent = mode === "style-transfer" ? "Prompt (optional)" : "Prompt";
-  if (mode === "text2img" && checkedPreset() === "input") checkPreset("512x512");
-  updateSizeHint();
-  updateModeNote();
-  save();
-}
-
-function onTabKey(event) {
-  const list = tabs();
-  const index = list.indexOf(event.target);
-  const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: list.length - 1 };
-  if (!(event.key in moves)) return;
-  event.preventDefault();
-  const target = list[(moves[event.key] + list.length) % list.length];
-  setMode(target.dataset.mode, { focus: true });
-}
-
-function initTabs() {
-  for (const tab of tabs()) {
-    tab.addEventListener("click", () => setMode(tab.dataset.mode));
-    tab.addEventListener("keydown", onTabKey);
-  }
-}
-
-// ---- ranges, sizes, limits -----------------------------------------------------------------
-
-function syncOutput(id) {
-  const out = $(`${id}-out`);
-  if (out) out.value = $(id).value;
-}
-
-function checkedPreset() { return form().querySelector("input[name=size_preset]:checked")?.value ?? "512x512"; }
-
-function checkPreset(value) {
-  const radio = form().querySelector(`input[name=size_preset][value="${value}"]`);
-  if (radio) radio.checked = true;
-  onPresetChange();
-}
-
-function onPresetChange() {
-  const preset = checkedPreset();
-  $("custom-size").hidden = preset !== "custom";
-  if (/^\d+x\d+$/.test(preset)) {
-    const [w, h] = preset.split("x");
-    $("width").value = w;
-    $("height").value = h;
-  }
-  updateSizeHint();
-}
-
-function snap(value, max) {
-  const number = Math.round(Number(value) / 8) * 8;
-  return Math.min(max, Math.max(limits.min_size, Number.isFinite(number) ? number : NATIVE_SIDE));
-}
-
-function sizeFromInput() {
-  const source = inputs[MAIN_INPUT[mode]]?.value;
-  if (!source) return null;
-  const scale = NATIVE_SIDE / Math.max(source.width, source.height);
-  return { width: snap(source.width * scale, limits.max_width), height: snap(source.height * scale, limits.max_height) };
-}
-
-function chosenSize() {
-  if (checkedPreset() === "input" && MAIN_INPUT[mode]) return sizeFromInput();
-  return { width: Number($("width").value), height: Number($("height").value) };
-}
-
-function updateSizeHint() {
-  const base = `Multiples of 8 from ${limits.min_size} to ${limits.max_width} × ${limits.max_height}.`;
-  const size = checkedPreset() === "input" ? sizeFromInput() : null;
-  $("size-hint").textContent = checkedPreset() === "input"
-    ? (size ? `Output ${size.width} × ${size.height}, the input's shape.` : "Output follows the input image's shape.")
-    : base;
-}
-
-/** Apply the server's limits (from /health when it reports them) to the controls. */
-export function setLimits(next) {
-  limits = { ...limits, ...(next || {}) };
-  for (const [id, max] of [["width", limits.max_width], ["height", limits.max_height]]) {
-    $(id).min = limits.min_size;
-    $(id).max = max;
-  }
-  $("num_inference_steps").max = limits.max_steps;
-  const current = $("num_images").value;
-  $("num_images").replaceChildren(...Array.from({ length: limits.max_images }, (_, i) => h("option", {}, String(i + 1))));
-  $("num_images").value = Math.min(Number(current) || 1, limits.max_images);
-  syncOutput("num_inference_steps");
-  updateSizeHint();
-}
-
-// ---- seed ------------------------------------------------------------------------------------
-
-function setLocked(locked) {
-  $("seed-lock").setAttribute("aria-pressed", String(locked));
-  $("seed-lock").classList.toggle("on", locked);
-  if (!locked) $("seed").value = "-1";
-  else if (Number($("seed").value) < 0) $("seed").value = String(lastSeed ?? randomSeed());
-  $("seed-hint").textContent = locked ? "Kept for every job until you unlock it." : "-1 picks a new seed for every job.";
-  save();
-}
-
-function randomSeed() {
-  const buffer = new Uint32Array(1);
-  crypto.getRandomValues(buffer);
-  return buffer[0];
-}
-
-function initSeed() {
-  $("seed-dice").addEventListener("click", () => {
-    $("seed").value = String(randomSeed());
-    setLocked(true);
-    announce(`New seed ${$("seed").value}`);
-  });
-  $("seed-lock").addEventListener("click", () => setLocked($("seed-lock").getAttribute("aria-pressed") !== "true"));
-  $("seed").addEventListener("change", () => setLocked(Number($("seed").value) >= 0));
-}
-
-/** Remember the seed of the latest finished job: locking then keeps that one. */
-export function noteSeed(seed) {
-  if (Number.isInteger(seed)) lastSeed = seed;
-}
-
-// ---- saved settings --------------------------------------------------------------------------
-
-function save() {
-  const values = Object.fromEntries(SAVED.map((id) => [id, $(id).value]));
-  values.mode = mode;
-  values.size_preset = checkedPreset();
-  values.seed_locked = $("seed-lock").getAttribute("aria-pressed") === "true";
-  values.advanced_open = $("advanced").open;
-  values.mask_tool = form().querySelector("input[name=mask-tool]:checked")?.value;
-  try { localStorage.setItem(STORE_KEY, JSON.stringify(values)); } catch { /* private mode: not saved */ }
-}
-
-function restore() {
-  let values = null;
-  try { values = JSON.parse(localStorage.getItem(STORE_KEY) || "null"); } catch { values = null; }
-  if (!values || typeof values !== "object") return;
-  for (const id of SAVED) if (values[id] !== undefined && values[id] !== null) $(id).value = values[id];
-  if (values.size_preset) checkPreset(values.size_preset);
-  if (values.mask_tool === "erase") $("tool-erase").checked = true;
-  $("advanced").open = values.advanced_open !== false;
-  setLocked(Boolean(values.seed_locked) && Number($("seed").value) >= 0);
-  RANGES.forEach(syncOutput);
-  setMode(values.mode);
-}
-
-// ---- image inputs ----------------------------------------------------------------------------
-
-function initImages() {
-  for (const zone of form().querySelectorAll(".dropzone")) {
-    const name = zone.dataset.input;
-    const label = fieldLabel(name);
-    inputs[name] = createImageInput(zone, { label, onChange: (value) => onImageChange(name, value) });
-  }
-  mask = createMaskEditor({ root: $("mask-editor"), image: $("mask-image"), canvas: $("mask-canvas"),
-    brush: $("brush_size"), brushOut: $("brush_size-out"), onChange: clearInvalid });
-  $("mask-fill").addEventListener("click", () => mask.fill());
-  $("mask-invert").addEventListener("click", () => mask.invert());
-  $("mask-clear").addEventListener("click", () => mask.clear());
-}
-
-function onImageChange(name, value) {
-  if (name === "image") mask.setImage(value);
-  if (value && name === MAIN_INPUT[mode] && checkedPreset() !== "custom") checkPreset("input");
-  clearInvalid();
-  updateSizeHint();
-}
-
-/** Put a generated image into a mode's main input ("use as init image", "inpaint this"). */
-export async function useImage(url, target) {
-  setMode(target);
-  await inputs[MAIN_INPUT[target]].setFromUrl(url);
-}
-
-// ---- validation and payload ------------------------------------------------------------------
+const inputImage = () => state.inputs[mainInput(state.mode)]?.value ?? null;
 
 export class FormError extends Error {
   constructor(problems) {
@@ -224,201 +26,195 @@ export class FormError extends Error {
   }
 }
 
-function problemsOf(size) {
-  const problems = [];
-  const needsPrompt = mode !== "style-transfer";
-  if (needsPrompt && !$("prompt").value.trim()) problems.push({ field: "prompt", message: "describe what to draw" });
-  for (const name of Object.keys(inputs)) {
-    const zone = inputs[name];
-    if (isVisible(name) && !zone.value) problems.push({ field: name, message: "choose or drop an image" });
+// ---- modes -------------------------------------------------------------------------------------
+
+/** Show one mode: its tab, its fields with their own values and limits, its image inputs. */
+function setMode(id, { focus = false } = {}) {
+  const next = state.modes.find((mode) => mode.id === id) ?? state.modes[0];
+  if (state.mode && state.mode !== next) fields.stash(state.mode);
+  state.mode = next;
+  selectTab(next.id, { focus });
+  fields.showMode(next);
+  $("prompt-title").textContent = next.required.includes("prompt") ? "Prompt" : "Prompt (optional)";
+  if (!next.inputs.length && checkedPreset() === "input") {
+    checkPreset(`${next.fields.width.default}x${next.fields.height.default}`);
   }
-  if (mode === "inpaint" && inputs.image.value && mask.isEmpty()) {
-    problems.push({ field: "mask", message: "paint the area to repaint (or press Fill)" });
-  }
-  if (size) {
-    for (const [field, max] of [["width", limits.max_width], ["height", limits.max_height]]) {
-      const value = size[field];
-      if (!Number.isInteger(value) || value % 8 || value < limits.min_size || value > max) {
-        problems.push({ field, message: `must be a multiple of 8 from ${limits.min_size} to ${max}` });
-      }
-    }
-  }
-  const seed = Number($("seed").value);
-  if (!Number.isInteger(seed) || seed < -1 || seed > MAX_SEED) {
-    problems.push({ field: "seed", message: `a whole number from -1 to ${MAX_SEED}` });
-  }
-  return problems;
-}
-
-function isVisible(inputName) {
-  return !form().querySelector(`.dropzone[data-input="${inputName}"]`).closest("[data-modes]").hidden;
-}
-
-function common(size) {
-  const payload = {
-    prompt: $("prompt").value.trim(),
-    negative_prompt: $("negative_prompt").value.trim(),
-    num_inference_steps: Number($("num_inference_steps").value),
-    guidance_scale: Number($("guidance_scale").value),
-    sampler: $("sampler").value,
-    seed: Number($("seed").value),
-    num_images: Number($("num_images").value),
-  };
-  if (size) Object.assign(payload, size);
-  return payload;
-}
-
-const MODE_FIELDS = {
-  text2img: () => ({}),
-  img2img: () => ({ init_image: inputs.init_image.value.dataUrl, strength: Number($("strength").value),
-    resize_mode: $("resize_mode").value }),
-  inpaint: () => ({ image: inputs.image.value.dataUrl, mask: mask.toDataUrl(), strength: Number($("strength").value),
-    mask_blur: Number($("mask_blur").value), resize_mode: $("resize_mode").value }),
-  "style-transfer": () => ({ content_image: inputs.content_image.value.dataUrl,
-    style_image: inputs.style_image.value.dataUrl, style_strength: Number($("style_strength").value),
-    content_strength: Number($("content_strength").value), resize_mode: $("resize_mode").value }),
-};
-
-/** {mode, payload} for the API, or a FormError listing what to fix. */
-export function buildRequest() {
-  const size = chosenSize();
-  const problems = problemsOf(size);
-  if (problems.length) throw new FormError(problems);
-  return { mode, payload: { ...common(size), ...MODE_FIELDS[mode]() } };
-}
-
-function controlFor(key) {
-  return $(key) || form().querySelector(`.dropzone[data-input="${key}"] button`) || (key === "mask" ? $("mask-fill") : null);
-}
-
-/** Mark the fields an error names, with the message beside each; return the first one to focus. */
-export function markInvalid(problems) {
-  clearInvalid();
-  let first = null;
-  for (const { field, message } of problems) {
-    const key = String(field ?? "").split(".").pop();
-    const control = controlFor(key);
-    if (!control) continue;
-    if (key === "width" || key === "height") checkPreset("custom");
-    control.setAttribute("aria-invalid", "true");
-    const container = control.closest(".mask-editor, .field, .range-field, fieldset");
-    if (message && container) {
-      const note = h("p", { class: "field-error", id: `${key}-error` }, `${fieldLabel(key)}: ${message}`);
-      container.append(note);
-      control.setAttribute("aria-errormessage", note.id);
-    }
-    first = first || control;
-  }
-  return first;
-}
-
-/** The user is fixing a field: drop its error mark. */
-function clearField(control) {
-  if (!control?.id || !control.hasAttribute?.("aria-invalid")) return;
-  control.removeAttribute("aria-invalid");
-  control.removeAttribute("aria-errormessage");
-  $(`${control.id}-error`)?.remove();
-}
-
-function clearInvalid() {
-  for (const node of form().querySelectorAll("[aria-invalid]")) {
-    node.removeAttribute("aria-invalid");
-    node.removeAttribute("aria-errormessage");
-  }
-  for (const note of form().querySelectorAll(".field-error")) note.remove();
-}
-
-// ---- reuse settings --------------------------------------------------------------------------
-
-function setField(id, value) {
-  if (value === undefined || value === null || !$(id)) return;
-  $(id).value = value;
-  syncOutput(id);
-}
-
-/** Fill the form from a finished job: its mode, prompt, size, sampling and a seed (locked):
- * the seed of the image being viewed, so that image comes out first again. */
-export function applyJob(job, imageSeed) {
-  const params = job.result?.parameters ?? job.request ?? {};
-  setMode(MODES.includes(job.type) ? job.type : "text2img");
-  for (const id of ["prompt", "negative_prompt", "guidance_scale", "sampler", "num_images", "strength",
-    "style_strength", "content_strength", "mask_blur", "resize_mode"]) setField(id, params[id] ?? job.request?.[id]);
-  setField("num_inference_steps", params.steps ?? params.num_inference_steps);
-  const size = `${params.width}x${params.height}`;
-  const preset = form().querySelector(`input[name=size_preset][value="${size}"]`) ? size : "custom";
-  checkPreset(preset);
-  setField("width", params.width);
-  setField("height", params.height);
-  const seed = imageSeed ?? job.result?.seed ?? params.seed;
-  if (Number.isInteger(seed) && seed >= 0) { $("seed").value = String(seed); setLocked(true); }
+  updateSizeHint(inputImage());
+  updateModeNote();
   save();
 }
 
-// ---- set-up ----------------------------------------------------------------------------------
-
-const samplerNames = new Map();
-// Samplers that want their own steps and guidance (the server uses the same for requests without them).
-const SAMPLER_DEFAULTS = { lcm: { num_inference_steps: 4, guidance_scale: 1 } };
-
-function applySamplerDefaults() {
-  const defaults = SAMPLER_DEFAULTS[$("sampler").value];
-  if (!defaults) return;
-  for (const [id, value] of Object.entries(defaults)) setField(id, value);
-  announce(`Steps set to ${defaults.num_inference_steps} and guidance to ${defaults.guidance_scale} for this sampler`);
-}
-
-/** The sampler's A1111 name ("Euler a") for an API name ("euler_a"). */
-export function samplerLabel(name) {
-  return samplerNames.get(name) ?? name;
-}
-
-export function setSamplers(samplers, fallback) {
-  samplers.forEach((s) => samplerNames.set(s.name, s.a1111_name));
-  const select = $("sampler");
-  const current = select.value;
-  select.replaceChildren(...samplers.map((s) => h("option", { value: s.name, title: s.note || null },
-    s.note ? `${s.a1111_name} (${s.note})` : s.a1111_name)));
-  select.value = samplers.some((s) => s.name === current) ? current : fallback;
-  restoreSaved("sampler");
-}
-
-function restoreSaved(id) {
-  try {
-    const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "null");
-    if (saved && saved[id] && [...$(id).options].some((o) => o.value === saved[id])) $(id).value = saved[id];
-  } catch { /* ignore */ }
-}
-
-let imageModeNote = "";
-
-/** When the model cannot take image inputs, say so in the image modes. */
+/** When the model cannot take image inputs, say so in the modes that need them. */
 export function setImageModes(available, reason) {
-  imageModeNote = available ? "" : reason;
+  state.imageNote = available ? "" : reason;
   updateModeNote();
 }
 
 function updateModeNote() {
-  $("mode-note").textContent = imageModeNote;
-  $("mode-note").hidden = !imageModeNote || mode === "text2img";
+  const note = state.mode?.available === false ? state.mode.reason : state.mode?.inputs.length ? state.imageNote : "";
+  $("mode-note").textContent = capitalize(note);
+  $("mode-note").hidden = !note;
 }
 
-export function initForm({ onSubmit }) {
-  initTabs();
-  initSeed();
-  initImages();
-  for (const id of RANGES) $(id).addEventListener("input", () => syncOutput(id));
-  $("sampler").addEventListener("change", applySamplerDefaults);
-  for (const radio of form().querySelectorAll("input[name=size_preset]")) radio.addEventListener("change", onPresetChange);
-  for (const id of ["width", "height"]) {
-    $(id).addEventListener("change", () => { $(id).value = snap($(id).value, limits[`max_${id}`]); save(); });
+// ---- saved settings ------------------------------------------------------------------------------
+
+function save() {
+  if (!state.ready) return;
+  saveSettings({
+    mode: state.mode.id, ...fields.savedValues(state.mode),
+    size: { preset: checkedPreset(), width: $("width").value, height: $("height").value },
+    seedLocked: isLocked(), advancedOpen: $("advanced").open,
+    maskTool: form().querySelector("input[name=mask-tool]:checked")?.value, brush: $("brush_size").value,
+  });
+}
+
+function restore(saved) {
+  if (!saved) return;
+  fields.restoreValues(saved, state.modes);
+  const size = saved.size ?? {};
+  if (size.preset === "input") checkPreset("input");
+  else if (size.width && !sizeProblems(size).length) showSize(size.width, size.height);
+  if (saved.maskTool === "erase") $("tool-erase").checked = true;
+  if (saved.brush) fields.setValue("brush_size", saved.brush);
+  $("advanced").open = saved.advancedOpen !== false;
+  setLocked(Boolean(saved.seedLocked) && Number($("seed").value) >= 0);
+}
+
+// ---- image inputs --------------------------------------------------------------------------------
+
+function initImages() {
+  for (const zone of form().querySelectorAll(".dropzone")) {
+    const name = zone.dataset.input;
+    state.inputs[name] = createImageInput(zone, { name, label: fieldLabel(name), onChange: (value) => onImageChange(name, value) });
   }
-  form().addEventListener("input", (event) => { clearField(event.target); save(); });
+  state.mask = createMaskEditor({ root: $("mask-editor"), image: $("mask-image"), canvas: $("mask-canvas"),
+    brush: $("brush_size"), brushOut: $("brush_size-out"), onChange: () => clearField("mask") });
+  $("mask-fill").addEventListener("click", () => state.mask.fill());
+  $("mask-invert").addEventListener("click", () => state.mask.invert());
+  $("mask-clear").addEventListener("click", () => state.mask.clear());
+}
+
+function onImageChange(name, value) {
+  if (name === "image") state.mask.setImage(value);
+  if (value && name === mainInput(state.mode) && checkedPreset() !== "custom") checkPreset("input");
+  clearField(name);
+  updateSizeHint(inputImage());
+}
+
+/** Put a generated image into a mode's main input ("use as init image", "inpaint this"). */
+export async function useImage(url, target) {
+  setMode(target);
+  await state.inputs[mainInput(state.mode)].setFromUrl(url);
+}
+
+// ---- checks and the request ------------------------------------------------------------------------
+
+function imageProblems(mode) {
+  const problems = [];
+  for (const name of mode.inputs) {
+    if (name === "mask") {
+      if (state.inputs.image?.value && state.mask.isEmpty()) {
+        problems.push({ field: "mask", message: "paint the area to repaint (or press Fill)" });
+      }
+    } else if (state.inputs[name] && !state.inputs[name].value) {
+      problems.push({ field: name, message: state.inputs[name].error ?? "choose or drop an image" });
+    }
+  }
+  return problems;
+}
+
+/** Everything the server would refuse, found before anything is sent. */
+function problemsOf(mode, size) {
+  const problems = [];
+  if (mode.required.includes("prompt") && !$("prompt").value.trim()) {
+    problems.push({ field: "prompt", message: "describe what to draw" });
+  }
+  problems.push(...imageProblems(mode), ...sizeProblems(size));
+  for (const name of fields.formFields(mode)) {
+    const message = fields.problem(mode.fields[name], fields.readValue(name), fields.control(name));
+    if (message && !problems.some((p) => p.field === name)) problems.push({ field: name, message });
+  }
+  return problems;
+}
+
+function payload(mode, size) {
+  const body = {};
+  for (const name of fields.formFields(mode)) body[name] = fields.typed(mode.fields[name], fields.readValue(name));
+  if (size) Object.assign(body, { width: Number(size.width), height: Number(size.height) });
+  for (const name of mode.inputs) {
+    body[name] = name === "mask" ? state.mask.toDataUrl() : state.inputs[name].value.dataUrl;
+  }
+  return body;
+}
+
+/** {mode, path, payload} for the API, or a FormError listing what to fix. */
+export function buildRequest() {
+  const mode = state.mode;
+  const size = chosenSize(inputImage());
+  const problems = problemsOf(mode, size);
+  if (problems.length) throw new FormError(problems);
+  return { mode: mode.id, path: mode.path, payload: payload(mode, size) };
+}
+
+/** Mark the fields an error names, with the message beside each; return the first one to focus. */
+export function markInvalid(problems) {
+  return mark(problems, { beforeMark: (key) => { if (key === "width" || key === "height") checkPreset("custom"); } });
+}
+
+// ---- reuse settings -----------------------------------------------------------------------------------
+
+/** Fill the form from a finished job: its mode and only that mode's fields, its size, and a kept seed
+ * (the viewed image's, so that image comes out first again). Values this server would refuse are skipped. */
+export function applyJob(job, imageSeed) {
+  const params = { ...(job.request ?? {}), ...(job.result?.parameters ?? {}) };
+  params.num_inference_steps = params.steps ?? params.num_inference_steps;
+  setMode(job.type);
+  const mode = state.mode;
+  for (const name of fields.formFields(mode)) {
+    const value = params[name];
+    if (name === "seed" || value === undefined || value === null) continue;
+    if (!fields.problem(mode.fields[name], value, fields.control(name))) fields.setValue(name, value);
+  }
+  if (params.width && !sizeProblems({ width: params.width, height: params.height }).length) {
+    showSize(params.width, params.height);
+  }
+  const seed = imageSeed ?? job.result?.seed ?? params.seed;
+  if (Number.isInteger(seed) && seed >= 0) keepSeed(seed);
+  save();
+}
+
+// ---- set-up ---------------------------------------------------------------------------------------------
+
+/** True when the page has a control for every image the mode takes (a newer server may add a mode it cannot fill). */
+const canFill = (mode) => mode.inputs.every((name) => name === "mask" || form().querySelector(`.dropzone[data-input="${name}"]`));
+
+/** Build the form from the server's modes and samplers, restore the saved settings, and wire it. */
+export function initForm({ modes: listed, samplers, onSubmit }) {
+  state.modes = listed.filter(canFill);
+  const first = state.modes[0];
+  renderTabs(state.modes, (id, options) => setMode(id, options));
+  fields.applySharedSpecs();
+  setSizeSpec(first.fields.width, first.fields.height);
+  initSize({ onChange: () => { updateSizeHint(inputImage()); save(); } });
+  initSeed({ onChange: save });
+  initSamplers();
+  initImages();
+  const saved = loadSettings();
+  const sampler = first.fields.sampler?.default;
+  setSamplers(samplers?.samplers ?? (first.fields.sampler?.enum ?? []).map((name) => ({ name, a1111_name: name })),
+    saved?.shared?.sampler ?? sampler, samplers?.default ?? sampler);
+  restore(saved);
+  for (const range of form().querySelectorAll("input[type=range]")) {
+    range.addEventListener("input", () => fields.syncOutput(range.id));
+  }
+  form().addEventListener("input", (event) => { clearField(event.target.id); save(); });
   form().addEventListener("change", save);
   $("advanced").addEventListener("toggle", save);
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); form().requestSubmit(); }
   });
   form().addEventListener("submit", (event) => { event.preventDefault(); onSubmit(); });
-  restore();
-  setMode(mode);
+  state.ready = true;
+  setMode(saved?.mode ?? first.id);
+  form().dataset.ready = "true";
 }

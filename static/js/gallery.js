@@ -1,32 +1,30 @@
 // History: finished jobs from GET /jobs (the server's history, so it survives reloads), paged.
 import { listJobs } from "./api.js";
 import { $, h, renderError } from "./dom.js";
-import { MODE_LABELS } from "./form.js";
+import { modeLabel } from "./modes.js";
 
 const PAGE = 12;
-const jobs = new Map();
-let nextBefore = null;
-let onOpen = () => {};
+const state = { jobs: new Map(), nextBefore: null, onOpen: () => {} };
 
 export function initGallery(callbacks) {
-  onOpen = callbacks.onOpen;
+  state.onOpen = callbacks.onOpen;
   $("load-more").addEventListener("click", loadMore);
   $("history-refresh").addEventListener("click", loadFirst);
 }
 
 function item(job) {
   const images = job.result?.images ?? [];
-  const prompt = job.result?.parameters?.prompt || job.request?.prompt || MODE_LABELS[job.type] || "image";
+  const prompt = job.result?.parameters?.prompt || job.request?.prompt || modeLabel(job.type);
   const count = images.length > 1 ? h("span", { class: "count", "aria-hidden": "true" }, `×${images.length}`) : null;
-  const label = `Open ${MODE_LABELS[job.type] ?? job.type}: ${prompt}${images.length > 1 ? ` (${images.length} images)` : ""}`;
+  const label = `Open ${modeLabel(job.type)}: ${prompt}${images.length > 1 ? ` (${images.length} images)` : ""}`;
   return h("li", { class: "gallery-item", dataset: { jobId: job.id } },
-    h("button", { type: "button", class: "thumb", "aria-label": label, title: prompt, onclick: () => onOpen(job, 0) },
+    h("button", { type: "button", class: "thumb", "aria-label": label, title: prompt, onclick: () => state.onOpen(job, 0) },
       h("img", { src: images[0], alt: "", loading: "lazy", decoding: "async" }), count));
 }
 
 function updateEmpty() {
-  $("history-empty").hidden = jobs.size > 0;
-  $("load-more").hidden = !nextBefore;
+  $("history-empty").hidden = state.jobs.size > 0;
+  $("load-more").hidden = !state.nextBefore;
 }
 
 async function fetchPage(before) {
@@ -43,22 +41,22 @@ async function fetchPage(before) {
 export async function loadFirst() {
   const page = await fetchPage(null);
   if (!page) return;
-  jobs.clear();
-  $("gallery").replaceChildren(...page.jobs.map((job) => { jobs.set(job.id, job); return item(job); }));
-  nextBefore = page.next_before;
+  state.jobs.clear();
+  $("gallery").replaceChildren(...page.jobs.map((job) => { state.jobs.set(job.id, job); return item(job); }));
+  state.nextBefore = page.next_before;
   updateEmpty();
 }
 
 async function loadMore() {
   const button = $("load-more");
   button.disabled = true;
-  const page = await fetchPage(nextBefore);
+  const page = await fetchPage(state.nextBefore);
   button.disabled = false;
   if (!page) return;
-  const fresh = page.jobs.filter((job) => !jobs.has(job.id));
-  fresh.forEach((job) => jobs.set(job.id, job));
+  const fresh = page.jobs.filter((job) => !state.jobs.has(job.id));
+  fresh.forEach((job) => state.jobs.set(job.id, job));
   $("gallery").append(...fresh.map(item));
-  nextBefore = page.next_before;
+  state.nextBefore = page.next_before;
   updateEmpty();
   const first = fresh.length ? $("gallery").querySelector(`[data-job-id="${fresh[0].id}"] button`) : null;
   (first || button).focus();
@@ -66,14 +64,14 @@ async function loadMore() {
 
 /** A job that just finished: first in the history. */
 export function addJob(job) {
-  if (job.status !== "succeeded" || jobs.has(job.id)) return;
-  jobs.set(job.id, job);
+  if (job.status !== "succeeded" || state.jobs.has(job.id)) return;
+  state.jobs.set(job.id, job);
   $("gallery").prepend(item(job));
   updateEmpty();
 }
 
 export function removeJob(jobId) {
-  jobs.delete(jobId);
+  state.jobs.delete(jobId);
   $("gallery").querySelector(`[data-job-id="${jobId}"]`)?.remove();
   updateEmpty();
 }

@@ -11,7 +11,7 @@ function readAsDataUrl(blob) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(new ImageInputError("The file could not be read."));
+    reader.onerror = () => reject(new ImageInputError("the file could not be read; choose another"));
     reader.readAsDataURL(blob);
   });
 }
@@ -20,7 +20,7 @@ function decode(src) {
   return new Promise((resolve, reject) => {
     const img = new Image();
     img.onload = () => resolve(img);
-    img.onerror = () => reject(new ImageInputError("This file is not an image the browser can open."));
+    img.onerror = () => reject(new ImageInputError("this file is not an image the browser can open; choose another"));
     img.src = src;
   });
 }
@@ -35,7 +35,8 @@ function reencode(img, type) {
 
 /** A picked, dropped or fetched image as {dataUrl, width, height, name}: at most 1024 px a side. */
 export async function imageFromBlob(blob, name = "image") {
-  if (blob.type && !blob.type.startsWith("image/")) throw new ImageInputError(`${name} is not an image.`);
+  if (!blob.size) throw new ImageInputError(`${name} is empty; choose an image`);
+  if (blob.type && !blob.type.startsWith("image/")) throw new ImageInputError(`${name} is not an image; choose a PNG, JPEG or WebP`);
   const original = await readAsDataUrl(blob);
   const img = await decode(original);
   const small = Math.max(img.naturalWidth, img.naturalHeight) <= MAX_SIDE;
@@ -48,7 +49,7 @@ export async function imageFromBlob(blob, name = "image") {
 /** A same-origin image URL (a generated PNG) as an input image. */
 export async function imageFromUrl(url) {
   const response = await fetch(url);
-  if (!response.ok) throw new ImageInputError(`The image could not be loaded (HTTP ${response.status}).`);
+  if (!response.ok) throw new ImageInputError(`the image could not be loaded (HTTP ${response.status})`);
   return imageFromBlob(await response.blob(), url.split("/").pop().split("?")[0]);
 }
 
@@ -57,7 +58,7 @@ function fileInput(label, capture) {
     hidden: true, "aria-label": label, tabindex: "-1" });
 }
 
-function buildZone(zone, label) {
+function buildZone(zone, name, label) {
   const parts = {
     thumb: h("img", { class: "drop-thumb", alt: `${label} preview`, hidden: true }),
     text: h("p", { class: "drop-text" }, "Drop an image here"),
@@ -67,7 +68,8 @@ function buildZone(zone, label) {
     remove: h("button", { type: "button", class: "secondary small", hidden: true, "aria-label": `Remove: ${label}` }, "Remove"),
     file: fileInput(`${label} file`, null),
     shot: fileInput(`${label} from the camera`, "environment"),
-    error: h("p", { class: "drop-error", role: "alert", hidden: true }),
+    // The field's one error slot: a failed pick and a form check both write here, never a second message.
+    error: h("p", { class: "field-error", id: `${name}-error`, role: "alert", hidden: true, dataset: { slot: "" } }),
   };
   zone.replaceChildren(parts.thumb, h("div", { class: "drop-body" }, parts.text, parts.meta,
     h("div", { class: "button-row" }, parts.pick, parts.camera, parts.remove), parts.error), parts.file, parts.shot);
@@ -82,12 +84,13 @@ function droppedUrl(transfer) {
 }
 
 /** Wire one drop zone; onChange(value|null) runs after every pick, drop or removal. */
-export function createImageInput(zone, { label, onChange = () => {} }) {
-  const parts = buildZone(zone, label);
-  let value = null;
+export function createImageInput(zone, { name, label, onChange = () => {} }) {
+  const parts = buildZone(zone, name, label);
+  const state = { value: null, error: null };
 
   function show(next) {
-    value = next;
+    state.value = next;
+    state.error = null;
     parts.thumb.hidden = !next;
     parts.text.hidden = Boolean(next);
     parts.meta.hidden = !next;
@@ -104,7 +107,9 @@ export function createImageInput(zone, { label, onChange = () => {} }) {
   }
 
   function fail(error) {
-    parts.error.textContent = error instanceof ImageInputError ? error.message : "The image could not be used.";
+    show(null);
+    state.error = error instanceof ImageInputError ? error.message : "the image could not be used; choose another";
+    parts.error.textContent = `${label}: ${state.error}`;
     parts.error.hidden = false;
   }
 
@@ -128,7 +133,9 @@ export function createImageInput(zone, { label, onChange = () => {} }) {
   });
 
   return {
-    get value() { return value; },
+    get value() { return state.value; },
+    /** Why the last pick failed (null after a good one): the form's check repeats it in the same slot. */
+    get error() { return state.error; },
     set: show,
     clear: () => show(null),
     setFromUrl: (url) => imageFromUrl(url).then(show),

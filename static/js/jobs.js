@@ -1,134 +1,71 @@
 // Live jobs: one card per job with progress, ETA, step preview and Cancel. The running job is
 // followed over Server-Sent Events (one stream per page: each open stream holds one of the server's
 // threads); queued jobs, and any job whose stream fails or where EventSource is missing, are polled.
+// Every new job and every finished one changes the queue, so the other cards look again at once:
+// two cards never both claim to be next.
 import { ApiError, FINISHED, cancelJob, getJob, jobEventsUrl } from "./api.js";
-import { $, announce, capitalize, formatSeconds, h, renderError } from "./dom.js";
-import { MODE_LABELS } from "./form.js";
+import { buildCard, renderCard, showPreview, showResult, statusText } from "./card.js";
+import { $, announce, renderError } from "./dom.js";
+import { modeLabel } from "./modes.js";
 
 const MAX_STREAMS = 1;
 const KEEP_FINISHED = 3;
+const POLL_FIRST_MS = 500; // a job just queued is usually claimed at once: show that soon
 const POLL_RUNNING_MS = 1000;
 const POLL_QUEUED_MS = 2000;
 
-const entries = new Map();
-let streams = 0;
-let hooks = { onFinished: () => {}, onOpen: () => {} };
+const state = { entries: new Map(), streams: 0, waitingFor: null,
+  hooks: { onFinished: () => {}, onOpen: () => {} } };
 
 export function initJobs(callbacks) {
-  hooks = { ...hooks, ...callbacks };
+  state.hooks = { ...state.hooks, ...callbacks };
+  $("clear-finished").addEventListener("click", clearFinished);
 }
 
-/** Show a job and follow it until it finishes. */
-export function track(job, { append = false } = {}) {
-  if (entries.has(job.id)) return;
-  const entry = { id: job.id, job, parts: buildCard(job), stream: null, timer: null, finished: false, streamFailed: false };
-  entries.set(job.id, entry);
+/** Show a job and follow it until it finishes; reveal=true scrolls the new card into view. */
+export function track(job, { append = false, reveal = false } = {}) {
+  if (state.entries.has(job.id)) return;
+  const parts = buildCard(job, { onCancel: () => cancel(job.id), onDismiss: () => dismiss(job.id) });
+  const entry = { id: job.id, job, parts, stream: null, timer: null, finished: false, streamFailed: false, polls: 0 };
+  state.entries.set(job.id, entry);
   const list = $("job-list");
   if (append) list.append(entry.parts.card); else list.prepend(entry.parts.card);
-  updateEmpty();
+  updateList();
   render(entry, job);
   watch(entry);
+  if (!append) refreshOthers(entry);
+  if (reveal) bringIntoView(entry.parts.card);
 }
 
-export function forget(jobId) {
-  const entry = entries.get(jobId);
+function bringIntoView(card) {
+  const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+  card.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+}
+
+function forget(jobId) {
+  const entry = state.entries.get(jobId);
   if (!entry) return;
   stopWatching(entry);
   entry.parts.card.remove();
-  entries.delete(jobId);
-  updateEmpty();
+  state.entries.delete(jobId);
+  updateList();
 }
 
-function updateEmpty() {
-  $("jobs-empty").hidden = entries.size > 0;
+function updateList() {
+  $("jobs-empty").hidden = state.entries.size > 0;
+  $("clear-finished").hidden = ![...state.entries.values()].some((e) => e.finished);
 }
 
-// ---- the card --------------------------------------------------------------------------------
-
-function jobSize(job) {
-  const p = job.result?.parameters ?? job.request ?? {};
-  return { width: Number(p.width) || 512, height: Number(p.height) || 512 };
-}
-
-function promptOf(job) {
-  return job.result?.parameters?.prompt ?? job.request?.prompt ?? "";
-}
-
-function buildCard(job) {
-  const { width, height } = jobSize(job);
-  const prompt = promptOf(job);
-  const parts = {
-    media: h("div", { class: "job-media", style: `aspect-ratio: ${width} / ${height}` }),
-    preview: h("img", { class: "job-preview", alt: "", hidden: true }),
-    bar: h("progress", { max: 100, value: 0, "aria-label": `Progress: ${prompt || MODE_LABELS[job.type] || "job"}` }),
-    status: h("p", { class: "job-status" }),
-    error: h("div", { class: "error-box", hidden: true }),
-    cancel: h("button", { type: "button", class: "secondary small job-cancel" }, "Cancel"),
-    dismiss: h("button", { type: "button", class: "secondary small", hidden: true }, "Dismiss"),
-  };
-  parts.media.append(parts.preview);
-  parts.card = h("li", { class: "job-card", dataset: { jobId: job.id } },
-    parts.media,
-    h("div", { class: "job-body" },
-      h("p", { class: "job-title" }, h("span", { class: "job-mode" }, MODE_LABELS[job.type] ?? job.type),
-        h("span", { class: "job-prompt" }, prompt || "(no prompt)")),
-      parts.bar, parts.status, parts.error,
-      h("div", { class: "button-row" }, parts.cancel, parts.dismiss)));
-  parts.cancel.addEventListener("click", () => cancel(job.id));
-  parts.dismiss.addEventListener("click", () => dismiss(job.id));
-  return parts;
-}
-
-function statusText(job) {
-  const p = job.progress ?? { step: 0, total: 0, percent: 0 };
-  if (job.status === "queued") {
-    const ahead = Number(job.position) || 0;
-    return ahead ? `Queued · ${ahead} job${ahead === 1 ? "" : "s"} ahead` : "Queued · next in line";
-  }
-  if (job.status === "running") {
-    const eta = job.eta_seconds ? ` · about ${formatSeconds(job.eta_seconds)} left` : "";
-    return p.total ? `Step ${p.step} of ${p.total} · ${Math.round(p.percent)}%${eta}` : "Starting…";
-  }
-  if (job.status === "succeeded") {
-    const took = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
-    const seed = job.result?.seed !== undefined ? ` · seed ${job.result.seed}` : "";
-    return `Done${Number.isFinite(took) ? ` in ${took.toFixed(1)} s` : ""}${seed}`;
-  }
-  return job.status === "canceled" ? `Canceled at step ${p.step} of ${p.total}` : "Failed";
+/** While the model is not loaded, queued cards say what they wait for (null: it is ready). */
+export function setWaitingFor(reason) {
+  if (state.waitingFor === reason) return;
+  state.waitingFor = reason;
+  for (const entry of state.entries.values()) if (!entry.finished) render(entry, {});
 }
 
 function render(entry, job) {
   entry.job = { ...entry.job, ...job };
-  const { parts } = entry;
-  const current = entry.job;
-  parts.card.dataset.status = current.status;
-  parts.bar.value = current.status === "succeeded" ? 100 : Number(current.progress?.percent) || 0;
-  const canceling = entry.canceling && !FINISHED.has(current.status);
-  parts.status.textContent = canceling ? `Canceling… ${statusText(current)}` : statusText(current);
-  if (current.preview_url && !FINISHED.has(current.status)) showPreview(entry, current.preview_url, current.progress?.step);
-}
-
-function showPreview(entry, url, step) {
-  const { preview } = entry.parts;
-  const total = entry.job.progress?.total;
-  // The last step's preview and a canceled job's are deleted as the job ends: not worth a request.
-  if (preview.getAttribute("src") === url || entry.canceling || (total && step >= total)) return;
-  preview.onerror = () => { preview.hidden = true; };
-  preview.onload = () => { preview.hidden = false; };
-  preview.alt = `Preview at step ${step ?? "?"}`;
-  preview.src = url;
-}
-
-function showResult(entry, job) {
-  const images = job.result?.images ?? [];
-  const prompt = promptOf(job);
-  const buttons = images.map((url, index) => h("button", {
-    type: "button", class: "result-thumb",
-    "aria-label": `Open image ${index + 1} of ${images.length}: ${prompt}`,
-    onclick: () => hooks.onOpen(entry.job, index),
-  }, h("img", { src: url, alt: prompt || "Generated image", class: "job-result" })));
-  entry.parts.media.classList.toggle("multi", images.length > 1);
-  entry.parts.media.replaceChildren(...buttons);
+  renderCard(entry.parts, entry.job, { canceling: entry.canceling, waiting: state.waitingFor });
 }
 
 // ---- following a job ---------------------------------------------------------------------------
@@ -138,14 +75,14 @@ function watch(entry) {
   if (FINISHED.has(entry.job.status)) { finish(entry, entry.job); return; }
   if (entry.stream) return;
   const streamable = entry.job.status === "running" && !entry.streamFailed && "EventSource" in window;
-  if (streamable && streams < MAX_STREAMS) openStream(entry);
+  if (streamable && state.streams < MAX_STREAMS) openStream(entry);
   else schedulePoll(entry);
 }
 
 function openStream(entry) {
   const source = new EventSource(jobEventsUrl(entry.id));
   entry.stream = source;
-  streams += 1;
+  state.streams += 1;
   const data = (event) => JSON.parse(event.data);
   source.addEventListener("progress", (event) => {
     const p = data(event);
@@ -154,7 +91,7 @@ function openStream(entry) {
   });
   source.addEventListener("preview", (event) => {
     const p = data(event);
-    if (!FINISHED.has(entry.job.status)) showPreview(entry, p.url, p.step);
+    if (!FINISHED.has(entry.job.status)) showPreview(entry.parts, entry.job, p.url, p.step, entry.canceling);
   });
   source.addEventListener("done", (event) => finish(entry, data(event)));
   source.onerror = () => {
@@ -168,17 +105,18 @@ function closeStream(entry) {
   if (!entry.stream) return;
   entry.stream.close();
   entry.stream = null;
-  streams -= 1;
+  state.streams -= 1;
 }
 
 function schedulePoll(entry) {
   clearTimeout(entry.timer);
-  const delay = entry.job.status === "running" ? POLL_RUNNING_MS : POLL_QUEUED_MS;
+  const delay = !entry.polls ? POLL_FIRST_MS : entry.job.status === "running" ? POLL_RUNNING_MS : POLL_QUEUED_MS;
   entry.timer = setTimeout(() => poll(entry), delay);
 }
 
 async function poll(entry) {
   if (entry.finished) return;
+  entry.polls += 1;
   try {
     render(entry, await getJob(entry.id));
   } catch (error) {
@@ -201,31 +139,40 @@ function finish(entry, job) {
   const { parts } = entry;
   parts.cancel.hidden = true;
   parts.dismiss.hidden = false;
-  if (job.status === "succeeded") showResult(entry, job);
+  if (job.status === "succeeded") showResult(entry.parts, job, (index) => state.hooks.onOpen(entry.job, index));
   else parts.media.hidden = true;
   if (job.status === "failed") {
     renderError(parts.error, new ApiError({ code: job.error?.code, message: job.error?.message || "generation failed" }));
   }
-  announce(`${MODE_LABELS[job.type] ?? "Job"}: ${parts.status.textContent}`);
-  hooks.onFinished(entry.job);
+  announce(`${modeLabel(job.type)}: ${parts.status.textContent}`);
+  state.hooks.onFinished(entry.job);
   pruneFinished();
-  wakePolling();
+  updateList();
+  refreshOthers(entry);
 }
 
-/** The next queued job has probably started: look now rather than at the next tick (it may take the stream). */
-function wakePolling() {
-  for (const entry of entries.values()) {
-    if (!entry.finished && !entry.stream) { clearTimeout(entry.timer); poll(entry); }
+/** The queue changed (a job was added or finished): every other card not on a stream looks now. */
+function refreshOthers(changed) {
+  for (const entry of state.entries.values()) {
+    if (entry !== changed && !entry.finished && !entry.stream) { clearTimeout(entry.timer); poll(entry); }
   }
 }
 
 function pruneFinished() {
-  const finished = [...entries.values()].filter((e) => e.finished);
+  const finished = [...state.entries.values()].filter((e) => e.finished);
   for (const entry of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) forget(entry.id);
 }
 
+/** Remove every finished card (the history keeps their images). */
+function clearFinished() {
+  const finished = [...state.entries.values()].filter((e) => e.finished);
+  finished.forEach((entry) => forget(entry.id));
+  announce(`${finished.length} finished job${finished.length === 1 ? "" : "s"} cleared`);
+  $("live-title").focus();
+}
+
 async function cancel(jobId) {
-  const entry = entries.get(jobId);
+  const entry = state.entries.get(jobId);
   if (!entry || entry.finished) return;
   entry.parts.cancel.disabled = true;
   entry.canceling = true;
@@ -242,7 +189,7 @@ async function cancel(jobId) {
 }
 
 function dismiss(jobId) {
-  const card = entries.get(jobId)?.parts.card;
+  const card = state.entries.get(jobId)?.parts.card;
   const next = card?.nextElementSibling || card?.previousElementSibling;
   forget(jobId);
   (next?.querySelector("button:not([hidden])") || $("prompt")).focus();
@@ -251,8 +198,4 @@ function dismiss(jobId) {
 /** Other parts of the page changed a job (e.g. deleted it). */
 export function jobDeleted(jobId) {
   forget(jobId);
-}
-
-export function describeStatus(job) {
-  return capitalize(statusText(job));
 }

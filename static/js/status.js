@@ -1,13 +1,13 @@
-// The header badge and the mock-mode banner, from GET /health (polled: often while loading).
+// The header badge, its details panel (tap the badge: the full reason, readable on a phone) and the
+// mock-mode banner, from GET /health (polled: often while loading).
 import { getHealth } from "./api.js";
-import { $, capitalize, formatBytes } from "./dom.js";
+import { $, capitalize, formatBytes, h } from "./dom.js";
 
 const READY_POLL_MS = 15000;
 const LOADING_POLL_MS = 2000;
 const OFFLINE_POLL_MS = 5000;
 
-let onHealth = () => {};
-let timer = null;
+const state = { onHealth: () => {}, onOffline: () => {}, timer: null };
 
 function modelName(health) {
   const id = health.model?.id || health.model?.path || "";
@@ -23,7 +23,8 @@ function downloadText(download) {
 
 function deviceText(device) {
   if (!device) return "";
-  const actual = device.actual || device.requested;
+  if (!device.actual) return device.requested ? `${device.requested} (requested)` : "";
+  const { actual } = device;
   return device.requested && actual && device.requested !== actual ? `${actual} (asked for ${device.requested})` : actual;
 }
 
@@ -34,50 +35,59 @@ export function describeHealth(health) {
   if (health.ready) {
     return { tone: "ok", text: `Ready · ${deviceText(health.device)} · ${modelName(health)}` };
   }
-  const state = health.loader?.state || health.status || "starting";
-  const prefix = FAILED_PREFIX[state];
-  const reason = health.reason || state;
+  const loader = health.loader?.state || health.status || "starting";
+  const prefix = FAILED_PREFIX[loader];
+  const reason = health.reason || loader;
   const download = health.loader?.download;
-  if (state === "downloading" && download) return { tone: "busy", text: `Downloading the model${downloadText(download)}` };
+  if (loader === "downloading" && download) return { tone: "busy", text: `Downloading the model${downloadText(download)}` };
   return { tone: prefix ? "bad" : "busy", text: prefix ? `${prefix}${reason}` : capitalize(reason) };
 }
 
-function setBadge(tone, text, title) {
+/** [term, value] pairs for the details panel and the tooltip. */
+function facts(health) {
+  return [
+    ["Model", health.model?.id], ["Device", deviceText(health.device)],
+    ["Compiled", health.loader?.compiled_shapes?.join(", ")], ["Images in", health.paths?.generated_images_dir],
+    ["Version", health.versions?.sdedge && `sdedge ${health.versions.sdedge}`],
+  ].filter(([, value]) => value);
+}
+
+function show(tone, text, reason, pairs = []) {
   const badge = $("status");
   badge.dataset.tone = tone;
   if ($("status-text").textContent !== text) $("status-text").textContent = text;
-  badge.title = title || text;
+  badge.title = [reason, ...pairs.map(([term, value]) => `${term}: ${value}`)].join("\n");
+  $("status-reason").textContent = reason;
+  $("status-meta").replaceChildren(...pairs.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
 }
 
-function details(health) {
-  const lines = [`Model: ${health.model?.id ?? "?"}`, `Device: ${deviceText(health.device) || "?"}`];
-  if (health.loader?.compiled_shapes?.length) lines.push(`Compiled: ${health.loader.compiled_shapes.join(", ")}`);
-  if (health.versions?.sdedge) lines.push(`sdedge ${health.versions.sdedge}`);
-  return lines.join("\n");
-}
-
-function tooltip(health) {
-  return health.reason ? `${capitalize(health.reason)}\n${details(health)}` : details(health);
+function toggleDetails() {
+  const open = $("status-details").hidden;
+  $("status-details").hidden = !open;
+  $("status").setAttribute("aria-expanded", String(open));
 }
 
 async function refresh() {
-  clearTimeout(timer);
+  clearTimeout(state.timer);
   let delay = READY_POLL_MS;
   try {
     const health = await getHealth();
     const { tone, text } = describeHealth(health);
-    setBadge(tone, text, tooltip(health));
+    show(tone, text, health.reason ? capitalize(health.reason) : text, facts(health));
     $("mock-banner").hidden = !health.used_mocks;
-    onHealth(health);
+    state.onHealth(health);
     if (!health.ready) delay = LOADING_POLL_MS;
   } catch (error) {
-    setBadge("bad", "Server unreachable", error.message);
+    show("bad", "Server unreachable", error.message);
+    state.onOffline(error);
     delay = OFFLINE_POLL_MS;
   }
-  timer = setTimeout(refresh, delay);
+  state.timer = setTimeout(refresh, delay);
 }
 
-export function startHealth(callback) {
-  onHealth = callback;
+export function startHealth({ onHealth, onOffline }) {
+  state.onHealth = onHealth;
+  state.onOffline = onOffline;
+  $("status").addEventListener("click", toggleDetails);
   refresh();
 }

@@ -1,25 +1,25 @@
 // The full-size viewer: one job's images with their parameters and what can be done with them.
 import { deleteJob } from "./api.js";
 import { $, copyText, h } from "./dom.js";
-import { MODE_LABELS, samplerLabel } from "./form.js";
+import { allModes, modeById, modeLabel, takes } from "./modes.js";
+import { samplerLabel } from "./samplers.js";
 
-let job = null;
-let index = 0;
-let opener = null;
-let confirmTimer = null;
-let hooks = { onReuse: () => {}, onUseImage: () => {}, onDeleted: () => {} };
+const state = { job: null, index: 0, opener: null, confirmTimer: null,
+  hooks: { onReuse: () => {}, onUseImage: () => {}, onDeleted: () => {} } };
 
 const dialog = () => $("viewer");
-const images = () => job?.result?.images ?? [];
-const seedOf = () => job?.result?.seeds?.[index] ?? job?.result?.seed;
+const images = () => state.job?.result?.images ?? [];
+const seedOf = () => state.job?.result?.seeds?.[state.index] ?? state.job?.result?.seed;
+const jobTakes = (name) => takes(modeById(state.job.type), name);
+const offered = (id) => allModes().some((mode) => mode.id === id && mode.available !== false);
 
 function say(text) { $("viewer-message").textContent = text; }
 
 function metaRows() {
-  const p = job.result?.parameters ?? {};
-  const took = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
+  const p = state.job.result?.parameters ?? {};
+  const took = (Date.parse(state.job.finished_at) - Date.parse(state.job.started_at)) / 1000;
   const rows = [
-    ["Mode", MODE_LABELS[job.type] ?? job.type],
+    ["Mode", modeLabel(state.job.type)],
     ["Prompt", p.prompt || "—"],
     ["Negative prompt", p.negative_prompt || "—"],
     ["Size", p.width && `${p.width} × ${p.height}`],
@@ -27,10 +27,10 @@ function metaRows() {
     ["Guidance", p.guidance_scale],
     ["Sampler", p.sampler && samplerLabel(p.sampler)],
     ["Seed", seedOf()],
-    ["Strength", ["img2img", "inpaint"].includes(job.type) ? p.strength : null],
-    ["Style strength", job.type === "style-transfer" ? p.style_strength : null],
-    ["Content kept", job.type === "style-transfer" ? p.content_strength : null],
-    ["Created", job.created_at && new Date(job.created_at).toLocaleString()],
+    ["Strength", jobTakes("strength") ? p.strength : null],
+    ["Style strength", jobTakes("style_strength") ? p.style_strength : null],
+    ["Content kept", jobTakes("content_strength") ? p.content_strength : null],
+    ["Created", state.job.created_at && new Date(state.job.created_at).toLocaleString()],
     ["Took", Number.isFinite(took) ? `${took.toFixed(1)} s` : null],
   ];
   return rows.filter(([, value]) => value !== null && value !== undefined && value !== "")
@@ -39,25 +39,27 @@ function metaRows() {
 
 function show() {
   const urls = images();
-  const url = urls[index];
-  const prompt = job.result?.parameters?.prompt || "";
-  $("viewer-title").textContent = `${MODE_LABELS[job.type] ?? "Image"}${urls.length > 1 ? ` · ${index + 1} of ${urls.length}` : ""}`;
+  const url = urls[state.index];
+  const prompt = state.job.result?.parameters?.prompt || "";
+  $("viewer-title").textContent = `${modeLabel(state.job.type)}${urls.length > 1 ? ` · ${state.index + 1} of ${urls.length}` : ""}`;
   $("viewer-image").src = url;
   $("viewer-image").alt = prompt || "Generated image";
   $("viewer-nav").hidden = urls.length < 2;
-  $("viewer-count").textContent = `${index + 1} / ${urls.length}`;
+  $("viewer-count").textContent = `${state.index + 1} / ${urls.length}`;
   $("viewer-download").href = url;
-  $("viewer-download").download = `sdedge-${job.id}-${seedOf() ?? index}.png`;
+  $("viewer-download").download = `sdedge-${state.job.id}-${seedOf() ?? state.index}.png`;
   $("viewer-meta").replaceChildren(...metaRows());
+  $("viewer-init").hidden = !offered("img2img");
+  $("viewer-inpaint").hidden = !offered("inpaint");
   resetDelete();
   say("");
 }
 
 /** Open the viewer on one job (a finished job view) at one of its images. */
 export function openViewer(nextJob, at = 0) {
-  job = nextJob;
-  index = Math.max(0, Math.min(at, images().length - 1));
-  opener = document.activeElement;
+  state.job = nextJob;
+  state.index = Math.max(0, Math.min(at, images().length - 1));
+  state.opener = document.activeElement;
   show();
   if (!dialog().open) dialog().showModal();
   $("viewer-close").focus();
@@ -65,14 +67,14 @@ export function openViewer(nextJob, at = 0) {
 
 /** Close; keepFocus=false when the action moves focus elsewhere (the form). */
 function close(keepFocus = true) {
-  if (!keepFocus) opener = null;
+  if (!keepFocus) state.opener = null;
   if (dialog().open) dialog().close();
 }
 
 function step(delta) {
   const count = images().length;
   if (count < 2) return;
-  index = (index + delta + count) % count;
+  state.index = (state.index + delta + count) % count;
   show();
 }
 
@@ -105,17 +107,17 @@ function readTextChunk(buffer, keyword) {
 }
 
 function builtInfotext() {
-  const p = job.result?.parameters ?? {};
+  const p = state.job.result?.parameters ?? {};
   const fields = [`Steps: ${p.steps}`, `Sampler: ${samplerLabel(p.sampler)}`, `CFG scale: ${p.guidance_scale}`,
     `Seed: ${seedOf()}`, `Size: ${p.width}x${p.height}`];
-  if (["img2img", "inpaint"].includes(job.type)) fields.push(`Denoising strength: ${p.strength}`);
+  if (jobTakes("strength")) fields.push(`Denoising strength: ${p.strength}`);
   const negative = p.negative_prompt ? `\nNegative prompt: ${p.negative_prompt}` : "";
   return `${p.prompt ?? ""}${negative}\n${fields.join(", ")}`;
 }
 
 async function infotext() {
   try {
-    const response = await fetch(images()[index]);
+    const response = await fetch(images()[state.index]);
     if (response.ok) return readTextChunk(await response.arrayBuffer(), "parameters") ?? builtInfotext();
   } catch { /* fall back below */ }
   return builtInfotext();
@@ -129,7 +131,7 @@ async function copyParameters() {
 }
 
 function resetDelete() {
-  clearTimeout(confirmTimer);
+  clearTimeout(state.confirmTimer);
   $("viewer-delete").textContent = "Delete";
   $("viewer-delete").dataset.armed = "";
 }
@@ -140,16 +142,16 @@ async function remove() {
     button.dataset.armed = "1";
     button.textContent = "Really delete?";
     say("Press again to delete this job and its images from the server.");
-    confirmTimer = setTimeout(resetDelete, 6000);
+    state.confirmTimer = setTimeout(resetDelete, 6000);
     return;
   }
   resetDelete();
   button.disabled = true;
   try {
-    await deleteJob(job.id);
-    const deleted = job.id;
+    await deleteJob(state.job.id);
+    const deleted = state.job.id;
     close(false);
-    hooks.onDeleted(deleted);
+    state.hooks.onDeleted(deleted);
   } catch (error) {
     say(`Could not delete: ${error.message}`);
   } finally {
@@ -158,18 +160,18 @@ async function remove() {
 }
 
 function useImage(target) {
-  const url = images()[index];
+  const url = images()[state.index];
   close(false);
-  hooks.onUseImage(url, target);
+  state.hooks.onUseImage(url, target);
 }
 
 export function initViewer(callbacks) {
-  hooks = { ...hooks, ...callbacks };
+  state.hooks = { ...state.hooks, ...callbacks };
   $("viewer-close").addEventListener("click", close);
   $("viewer-prev").addEventListener("click", () => step(-1));
   $("viewer-next").addEventListener("click", () => step(1));
   $("viewer-copy").addEventListener("click", copyParameters);
-  $("viewer-reuse").addEventListener("click", () => { const chosen = job; const seed = seedOf(); close(false); hooks.onReuse(chosen, seed); });
+  $("viewer-reuse").addEventListener("click", () => { const chosen = state.job; const seed = seedOf(); close(false); state.hooks.onReuse(chosen, seed); });
   $("viewer-init").addEventListener("click", () => useImage("img2img"));
   $("viewer-inpaint").addEventListener("click", () => useImage("inpaint"));
   $("viewer-delete").addEventListener("click", remove);
@@ -181,6 +183,6 @@ export function initViewer(callbacks) {
   });
   dialog().addEventListener("close", () => {
     resetDelete();
-    if (opener && opener.isConnected) opener.focus();
+    if (state.opener && state.opener.isConnected) state.opener.focus();
   });
 }

@@ -1,8 +1,15 @@
 """Browser tests: Playwright driving Debian's Chromium against a real `sdedge serve` on the tiny model.
 
-One server and one browser serve the whole module run; every test gets fresh browser contexts whose
-requests and console messages are recorded and checked when the test ends: nothing may leave the
-server's origin and nothing may be logged as an error. Screenshots go to test-artifacts/browser/.
+One server and one browser serve the whole run. The server starts the way a user starts it: no path
+setting at all, from an empty working folder (`ServerProcess(defaults=True)`), only tuned to the tiny
+model's sizes. Every test gets fresh browser contexts whose requests and console messages are recorded
+and checked when the test ends: nothing may leave the server's origin and nothing may be logged as an
+error. Screenshots go to test-artifacts/browser/.
+
+Waiting: nothing waits a fixed time for generation work. `wait_job` follows a job on the server and
+fails only when the server stops making progress (the allowance grows with the slowest step seen), so
+a loaded machine is slower but not red. Page-side expectations then wait `UI_MS`, which covers the
+page's own reaction (a DOM update, or its next poll: at most every 2 s).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, ImageDraw
 
 from serverproc import ServerProcess
 
@@ -22,8 +30,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-LAPTOP = {"width": 1280, "height": 860}
+LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
+# Sizes that fit the tiny model (it draws noise at any size; small ones are fast). No path settings.
+TINY_MODEL_SETTINGS = {"DEFAULT_SIZE": "64", "MIN_SIZE": "32", "DEFAULT_STEPS": "3"}
+
+LONG = {"size": (512, 512), "steps": 30}  # seconds per job on the tiny model: long enough to watch and cancel
+PAGE_POLL_MS = 2000  # the page polls a queued job this often (static/js/jobs.js)
+UI_MS = 5 * PAGE_POLL_MS + 5000
+"""A page-side expectation: the page reacting to a click, or to what its next poll brings."""
+STEP_ALLOWANCE = 10
+"""A job stalls when nothing changes on the server for this many times the slowest step seen so far..."""
+STALL_S = 90.0
+"""...and at least this long (a new shape compiles before its first step; the last one is decoded and saved)."""
 
 # Data and blob URLs are the page's own in-memory images (picked files, the mask), not network requests.
 LOCAL_SCHEMES = ("data:", "blob:")
@@ -44,8 +63,7 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="session")
 def server(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("browser-server"), OPENVINO_DEVICE="CPU",
-                         PREVIEW_MIN_INTERVAL_MS="100").start()
+    proc = ServerProcess(tmp_path_factory.mktemp("browser-server"), defaults=True, **TINY_MODEL_SETTINGS).start()
     try:
         proc.wait_ready()
         yield proc
@@ -56,6 +74,7 @@ def server(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="session")
 def browser(chromium_path: Path) -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=UI_MS)
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
         yield instance
@@ -98,32 +117,41 @@ class Browsing:
     test_name: str
     recorders: list[Recorder] = field(default_factory=list)
     contexts: list[Any] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
     shots: int = 0
 
     def open(self, viewport: dict[str, int] | None = None, *, phone: bool = False, path: str = "/",
-             init_script: str | None = None) -> Any:
-        options: dict[str, Any] = {"viewport": viewport or (PHONE if phone else LAPTOP), "base_url": self.server.base}
+             init_script: str | None = None, server: ServerProcess | None = None, tone: str = "ok",
+             clock: bool = False) -> Any:
+        """A page on the server whose badge shows `tone` and whose form is built from GET /modes.
+
+        clock=True installs Playwright's clock, so a test can pause the page's timers (its polling).
+        """
+        target = server or self.server
+        options: dict[str, Any] = {"viewport": viewport or (PHONE if phone else LAPTOP), "base_url": target.base}
         if phone:
             options.update(is_mobile=True, has_touch=True, device_scale_factor=2)
         context = self.browser.new_context(**options)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(UI_MS)
         if init_script:
             context.add_init_script(init_script)
-        recorder = Recorder(self.server.base)
+        recorder = Recorder(target.base, allowed=self.allowed)
         context.on("request", recorder.on_request)
         page = context.new_page()
         page.on("console", recorder.on_console)
         page.on("pageerror", recorder.on_page_error)
         self.contexts.append(context)
         self.recorders.append(recorder)
+        if clock:
+            page.clock.install()
         page.goto(path)
-        page.wait_for_function("document.getElementById('status').dataset.tone === 'ok'")
+        page.wait_for_function(f"document.getElementById('status').dataset.tone === {tone!r}")
+        page.wait_for_function("document.getElementById('generate-form').dataset.ready === 'true'")
         return page
 
     def allow_console(self, pattern: str) -> None:
-        """A console error this test provokes on purpose (e.g. a mocked HTTP 429)."""
-        for recorder in self.recorders:
-            recorder.allowed.append(re.compile(pattern))
+        """A console error this test provokes on purpose (e.g. a mocked HTTP 429), in every page it opens."""
+        self.allowed.append(re.compile(pattern))
 
     def shot(self, page: Any, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -131,6 +159,11 @@ class Browsing:
         path = ARTIFACTS / f"{self.test_name}-{self.shots:02d}-{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
         return path
+
+    def wait_job(self, card_or_id: Any, until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        """Follow a card's job on the server until `until(job)` (default: finished); see `wait_job`."""
+        job_id = card_or_id if isinstance(card_or_id, str) else card_or_id.get_attribute("data-job-id")
+        return wait_job(self.server, job_id, until)
 
     def close(self) -> tuple[list[str], list[str], int]:
         for context in self.contexts:
@@ -163,34 +196,84 @@ def _idle_server(server: ServerProcess) -> Iterator[None]:
     cancel_unfinished(server)
 
 
-def cancel_unfinished(server: ServerProcess, timeout: float = 30) -> None:
+FINISHED = {"succeeded", "failed", "canceled"}
+
+
+def finished(job: dict[str, Any]) -> bool:
+    return job["status"] in FINISHED
+
+
+def wait_job(server: ServerProcess, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """Poll a job until `until(job)` holds (default: it finished) and return it.
+
+    There is no deadline for the whole job: it fails only when the server stops making progress, i.e.
+    when nothing changes (its state, its step, or the step of the job running ahead of it) for
+    STEP_ALLOWANCE times the slowest step seen so far, and at least STALL_S. The allowance thus grows
+    with the work and with the machine's load; a hung job still fails.
+    """
+    condition = until or finished
+    last_change = time.monotonic()
+    slowest = 0.0
+    marker: tuple[Any, ...] | None = None
+    while True:
+        _, job = server.request("GET", f"/jobs/{job_id}")
+        if condition(job):
+            return job
+        assert not finished(job), f"job {job_id} finished without meeting the condition: {job['status']} {job['error']}"
+        now = time.monotonic()
+        current = server_progress(server, job)
+        if current != marker:
+            if marker is not None:
+                slowest = max(slowest, now - last_change)
+            marker, last_change = current, now
+        allowance = max(STEP_ALLOWANCE * slowest, STALL_S)
+        assert now - last_change < allowance, (
+            f"job {job_id} made no progress for {now - last_change:.0f}s (slowest step {slowest:.1f}s): {job}")
+        time.sleep(0.05)  # polling interval of a condition wait, not a synchronisation sleep
+
+
+def server_progress(server: ServerProcess, job: dict[str, Any]) -> tuple[Any, ...]:
+    """What changes whenever the server makes progress toward this job: its state, or the running job's step."""
+    own = (job["status"], job["position"], job["progress"]["step"])
+    if job["status"] != "queued":
+        return own
+    current = server.request("GET", "/queue/status")[1]["currentJob"]
+    return (*own, current and (current["id"], current["step"]))
+
+
+def step_at_least(n: int) -> Callable[[dict[str, Any]], bool]:
+    """A wait_job condition: the job is running and has done n steps (or more)."""
+    return lambda job: job["status"] == "running" and job["progress"]["step"] >= n
+
+
+def cancel_unfinished(server: ServerProcess) -> None:
+    """Cancel every queued or running job and wait until each has stopped (a running one stops at its next step)."""
+    ids = []
     for status in ("queued", "running"):
         _, body = server.request("GET", f"/jobs?status={status}&limit=200")
         for job in body["jobs"]:
             server.request("POST", f"/jobs/{job['id']}/cancel")
-    deadline = time.monotonic() + timeout
-    while server.request("GET", "/queue/status")[1]["processingJobs"] and time.monotonic() < deadline:
-        time.sleep(0.1)  # server-side clean-up between tests, not a page wait
+            ids.append(job["id"])
+    for job_id in ids:
+        wait_job(server, job_id)
 
 
-def wait_finished(server: ServerProcess, job_ids: list[str], timeout: float = 60) -> None:
+def wait_finished(server: ServerProcess, job_ids: list[str]) -> None:
     """Jobs submitted through the API (not the page) have finished."""
-    deadline = time.monotonic() + timeout
     for job_id in job_ids:
-        while server.request("GET", f"/jobs/{job_id}")[1]["status"] in {"queued", "running"}:
-            assert time.monotonic() < deadline, f"job {job_id} did not finish in {timeout}s"
-            time.sleep(0.1)  # server-side set-up, not a page wait
+        wait_job(server, job_id)
 
 
 def fill_basic(page: Any, prompt: str, *, size: tuple[int, int] = (64, 64), steps: int = 3) -> None:
-    """Prompt, a custom size and a step count: the small, fast settings most tests use."""
+    """Prompt, a size (a preset chip when one matches) and a step count: the small, fast settings most tests use."""
     page.get_by_label(re.compile(r"^Prompt")).fill(prompt)
-    if size in {(512, 512), (768, 512), (512, 768)}:
-        page.locator(f"label[for='size-{size[0]}x{size[1]}']").click()
+    preset = page.locator(f"label[for='size-{size[0]}x{size[1]}']")
+    if preset.count():
+        preset.click()
     else:
         page.locator("label[for='size-custom']").click()
-        page.get_by_label("Width").fill(str(size[0]))
-        page.get_by_label("Height").fill(str(size[1]))
+        page.get_by_label("Width", exact=True).fill(str(size[0]))
+        page.get_by_label("Height", exact=True).fill(str(size[1]))
     set_range(page, "num_inference_steps", steps)
 
 
@@ -199,6 +282,41 @@ def set_range(page: Any, element_id: str, value: float) -> None:
     page.locator(f"#{element_id}").evaluate(
         "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input', {bubbles: true})); "
         "el.dispatchEvent(new Event('change', {bubbles: true})); }", value)
+
+
+def in_view(page: Any, selector: str) -> bool:
+    """The element's box lies inside the viewport and it is the topmost element at its centre (not covered)."""
+    return bool(page.evaluate("""(selector) => {
+        const el = document.querySelector(selector);
+        if (!el) return false;
+        const r = el.getBoundingClientRect();
+        if (!r.width || !r.height || r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) return false;
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return el === hit || el.contains(hit);
+    }""", selector))
+
+
+def input_png(tmp_path: Path, name: str, size: tuple[int, int] = (96, 64), colour: str = "#3a7bd5") -> Path:
+    """A small picture to pick as an input image."""
+    image = Image.new("RGB", size, colour)
+    ImageDraw.Draw(image).ellipse((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill="#f5b700")
+    path = tmp_path / name
+    image.save(path)
+    return path
+
+
+def no_horizontal_scroll(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def generate(page: Any, mode: str = "text2img") -> tuple[Any, dict[str, Any]]:
+    """Click Generate: the card of the job the server queued, and the JSON body the page sent."""
+    with page.expect_response(lambda r: r.url.endswith(f"/generate/{mode}") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Generate", exact=True).click()
+    response = answer.value
+    assert response.status == 202, response.text()
+    card = page.locator(f"#job-list .job-card[data-job-id='{response.json()['id']}']")
+    return card, response.request.post_data_json
 
 
 ShotFn = Callable[[Any, str], Path]

@@ -9,23 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from serverproc import ServerProcess
 
-from .conftest import PHONE, Browsing, fill_basic, set_range, wait_finished
+from .conftest import (
+    LONG, PHONE, Browsing, fill_basic, generate, input_png, no_horizontal_scroll, set_range, step_at_least, wait_finished,
+)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
-LONG = {"size": (512, 512), "steps": 30}  # seconds per job on the tiny model: long enough to watch and cancel
-
-
-def input_png(tmp_path: Path, name: str, size: tuple[int, int] = (96, 64), colour: str = "#3a7bd5") -> Path:
-    image = Image.new("RGB", size, colour)
-    ImageDraw.Draw(image).ellipse((size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4), fill="#f5b700")
-    path = tmp_path / name
-    image.save(path)
-    return path
+STEPPED = re.compile(r"Step [1-9]\d* of 30")
 
 
 def decode_data_url(value: str) -> Image.Image:
@@ -33,26 +27,15 @@ def decode_data_url(value: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(value.split(",", 1)[1])))
 
 
-def no_horizontal_scroll(page: Any) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
-
-
-def generate(page: Any, mode: str = "text2img") -> tuple[Any, dict[str, Any]]:
-    """Click Generate: the card of the job the server queued, and the JSON body the page sent."""
-    with page.expect_response(lambda r: r.url.endswith(f"/generate/{mode}") and r.request.method == "POST") as answer:
-        page.get_by_role("button", name="Generate").click()
-    response = answer.value
-    assert response.status == 202, response.text()
-    card = page.locator(f"#job-list .job-card[data-job-id='{response.json()['id']}']")
-    return card, response.request.post_data_json
-
-
-def test_text_to_image_shows_the_generated_image(browsing: Browsing, page: Any) -> None:
+def test_text_to_image_shows_the_generated_image(browsing: Browsing, page: Any, server: ServerProcess) -> None:
+    paths = server.request("GET", "/health")[1]["paths"]
+    assert paths["generated_images_dir"].startswith(str(server.cwd)), "a default-path server: ./generated in its folder"
     fill_basic(page, "a red fox in the snow")
     browsing.shot(page, "filled")
     card, _ = generate(page)
     result = card.locator("img.job-result")
-    expect(result).to_be_visible(timeout=30_000)
+    browsing.wait_job(card)
+    expect(result).to_be_visible()
     expect(result).to_have_attribute("src", re.compile(r"^/generated/job-[0-9a-f]+-0\.png$"))
     assert page.evaluate("img => img.complete && img.naturalWidth === 64", result.element_handle())
     expect(card.locator(".job-status")).to_contain_text("Done")
@@ -63,14 +46,16 @@ def test_text_to_image_shows_the_generated_image(browsing: Browsing, page: Any) 
 def test_progress_and_step_preview_appear(browsing: Browsing, page: Any) -> None:
     fill_basic(page, "a lighthouse at dawn", **LONG)
     card, _ = generate(page)
-    expect(card.locator(".job-status")).to_contain_text(re.compile(r"Step [1-9]\d* of 30"), timeout=30_000)
+    browsing.wait_job(card, lambda job: step_at_least(1)(job) and job["preview_url"])
+    expect(card.locator(".job-status")).to_contain_text(STEPPED)
     expect(card.locator(".job-status")).to_contain_text("left")  # the ETA
-    expect(card.locator("img.job-preview")).to_be_visible(timeout=30_000)
+    expect(card.locator("img.job-preview")).to_be_visible()
     expect(card.locator("img.job-preview")).to_have_attribute("src", re.compile(r"-preview\.png\?v=\d+$"))
     assert float(card.locator("progress").get_attribute("value") or 0) > 0
     browsing.shot(page, "running")
-    first_src = card.locator("img.job-preview").get_attribute("src")
-    expect(card.locator("img.job-preview")).not_to_have_attribute("src", first_src or "", timeout=30_000)  # it updates
+    first_src = card.locator("img.job-preview").get_attribute("src") or ""
+    browsing.wait_job(card, lambda job: job["preview_url"] not in (None, first_src))  # the server has a newer one
+    expect(card.locator("img.job-preview")).not_to_have_attribute("src", first_src)  # it updates
     browsing.shot(page, "preview-updated")
     assert any(u.endswith("/events") for u in browsing.recorders[-1].urls), "progress came over Server-Sent Events"
 
@@ -79,19 +64,22 @@ def test_progress_falls_back_to_polling_without_event_source(browsing: Browsing)
     page = browsing.open(init_script="delete window.EventSource")
     fill_basic(page, "polled", **LONG)
     card, _ = generate(page)
-    expect(card.locator(".job-status")).to_contain_text(re.compile(r"Step [1-9]\d* of 30"), timeout=30_000)
+    browsing.wait_job(card, lambda job: step_at_least(1)(job) and job["preview_url"])
+    expect(card.locator(".job-status")).to_contain_text(STEPPED)
     expect(card.locator("img.job-preview")).to_be_visible()
     urls = browsing.recorders[-1].urls
     assert not any(u.endswith("/events") for u in urls)
     assert any(re.search(r"/jobs/job-[0-9a-f]+$", u) for u in urls), "progress came from polling GET /jobs/<id>"
     card.get_by_role("button", name="Cancel").click()
+    browsing.wait_job(card)  # the worker stops at its next step, however slow the machine is
     expect(card).to_have_attribute("data-status", "canceled")
 
 
 def test_cancel_stops_a_running_job_and_a_queued_one(browsing: Browsing, page: Any, server: ServerProcess) -> None:
     fill_basic(page, "a long job", **LONG)
     running, _ = generate(page)
-    expect(running.locator(".job-status")).to_contain_text(re.compile(r"Step \d+ of 30"), timeout=30_000)
+    browsing.wait_job(running, step_at_least(1))
+    expect(running.locator(".job-status")).to_contain_text(STEPPED)
     queued, _ = generate(page)
     expect(queued).to_have_attribute("data-status", "queued")
     expect(queued.locator(".job-status")).to_contain_text("Queued · next in line")
@@ -103,7 +91,8 @@ def test_cancel_stops_a_running_job_and_a_queued_one(browsing: Browsing, page: A
     running_id = running.get_attribute("data-job-id")
     running.get_by_role("button", name="Cancel").click()
     card = running
-    expect(card).to_have_attribute("data-status", "canceled", timeout=15_000)
+    browsing.wait_job(card)
+    expect(card).to_have_attribute("data-status", "canceled")
     expect(card.locator(".job-status")).to_contain_text("Canceled at step")
     expect(card.get_by_role("button", name="Cancel")).to_be_hidden()
     browsing.shot(page, "canceled")
@@ -136,7 +125,8 @@ def test_paint_a_mask_and_inpaint(browsing: Browsing, page: Any, tmp_path: Path,
     assert mask.getpixel((width - 4, 4)) == 0, "black elsewhere"
     assert body["image"].startswith("data:image/png;base64,")
 
-    expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"), timeout=30_000)
+    browsing.wait_job(card)
+    expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"))
     if card.get_attribute("data-status") == "failed":
         pytest.fail(f"inpainting failed on the server: {card.locator('.error-box').inner_text()}")
     expect(card.locator("img.job-result")).to_be_visible()
@@ -147,12 +137,13 @@ def test_image_to_image_and_style_transfer(browsing: Browsing, page: Any, tmp_pa
     page.get_by_role("tab", name="Image", exact=True).click()
     page.get_by_label("Starting image file").set_input_files(input_png(tmp_path, "start.png", (64, 64)))
     expect(page.locator("#size-input")).to_be_checked()  # a picked image selects its own shape
-    expect(page.locator("#size-hint")).to_contain_text("Output 512 × 512")
+    expect(page.locator("#size-hint")).to_contain_text("Output 64 × 64")  # the server's DEFAULT_SIZE=64, as it would choose
     fill_basic(page, "a watercolor harbour")
     set_range(page, "strength", 0.5)
     card, body = generate(page, "img2img")
     assert body["strength"] == 0.5
-    expect(card.locator("img.job-result")).to_be_visible(timeout=30_000)
+    browsing.wait_job(card)
+    expect(card.locator("img.job-result")).to_be_visible()
     browsing.shot(page, "img2img")
 
     page.get_by_role("tab", name="Style").click()
@@ -161,7 +152,8 @@ def test_image_to_image_and_style_transfer(browsing: Browsing, page: Any, tmp_pa
     fill_basic(page, "")
     card, body = generate(page, "style-transfer")
     assert body["content_image"].startswith("data:image/png") and body["style_image"].startswith("data:image/png")
-    expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"), timeout=30_000)
+    browsing.wait_job(card)
+    expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"))
     assert card.get_attribute("data-status") == "succeeded", card.locator(".error-box").inner_text()
     expect(card.locator(".job-mode")).to_have_text("Style transfer")
     browsing.shot(page, "style-transfer")
@@ -171,7 +163,8 @@ def test_history_survives_reload_and_offers_its_actions(browsing: Browsing, page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     fill_basic(page, "a teapot on a shelf ☕")
     card, _ = generate(page)
-    expect(card.locator("img.job-result")).to_be_visible(timeout=30_000)
+    browsing.wait_job(card)
+    expect(card.locator("img.job-result")).to_be_visible()
     job_id = card.get_attribute("data-job-id")
 
     page.reload()
@@ -217,7 +210,8 @@ def test_several_images_and_reuse_settings(browsing: Browsing, page: Any) -> Non
     fill_basic(page, "a paper boat", size=(72, 64), steps=2)
     page.get_by_label("Images").select_option("2")
     card, _ = generate(page)
-    expect(card.locator("img.job-result")).to_have_count(2, timeout=30_000)
+    browsing.wait_job(card)
+    expect(card.locator("img.job-result")).to_have_count(2)
     seed = re.search(r"seed (\d+)", card.locator(".job-status").inner_text())
     assert seed
     page.get_by_label("Prompt", exact=True).fill("something else")
@@ -252,9 +246,27 @@ def test_keyboard_tabs_and_clear_errors(browsing: Browsing, page: Any) -> None:
     expect(page.get_by_label("Prompt", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#prompt-error")).to_have_text("Prompt: describe what to draw")  # beside the field too
 
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.get_by_label("Prompt", exact=True).fill("x" * 2001)  # over the server's MAX_PROMPT_LENGTH (from /modes)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(alert.get_by_role("listitem")).to_have_text(["Prompt: at most 2000 characters on this server (now 2001)"])
+    assert posts == [], "a prompt the server would refuse is not sent"
+
+    # A limit the page cannot know (the server restarted with a lower one): the server's own 400 is shown.
+    def older_limits(route: Any) -> None:
+        response = route.fetch()
+        body = response.json()
+        for mode in body["modes"]:
+            mode["fields"]["prompt"]["maxLength"] = 10_000
+        route.fulfill(response=response, json=body)
+
+    page.route("**/modes", older_limits)
+    page.reload()
+    page.wait_for_function("document.getElementById('generate-form').dataset.ready === 'true'")
     browsing.allow_console(r"status of 400")
-    page.get_by_label("Prompt", exact=True).fill("x" * 2001)  # the server's limit, not checked by the page
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_label("Prompt", exact=True).fill("x" * 2001)
+    page.get_by_role("button", name="Generate", exact=True).click()
     expect(alert).to_contain_text("Please check the form.")
     expect(alert.get_by_role("listitem")).to_have_text(["Prompt: longer than MAX_PROMPT_LENGTH=2000 characters"])
     expect(page.get_by_label("Prompt", exact=True)).to_have_attribute("aria-invalid", "true")
@@ -267,7 +279,7 @@ def test_keyboard_tabs_and_clear_errors(browsing: Browsing, page: Any) -> None:
              ' "details": {"queued": 100, "max_queue_size": 100}}}'))
     browsing.allow_console(r"status of 429")
     page.get_by_label("Prompt", exact=True).fill("a cat")
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()
     expect(alert).to_contain_text("The queue is full")
     expect(alert).to_contain_text("Try again in about 7 s")
     expect(alert).to_contain_text("max queue size: 100")
@@ -302,7 +314,8 @@ def test_phone_viewport_has_no_horizontal_scroll(browsing: Browsing, tmp_path: P
     page.get_by_role("tab", name="Text").click()
     fill_basic(page, "a very long prompt " * 12)
     card, _ = generate(page)
-    expect(card.locator("img.job-result")).to_be_visible(timeout=30_000)
+    browsing.wait_job(card)
+    expect(card.locator("img.job-result")).to_be_visible()
     assert no_horizontal_scroll(page)
     browsing.shot(page, "phone-result")
     card.locator(".result-thumb").click()
@@ -344,6 +357,8 @@ def test_status_badge_shows_loading_progress_failure_and_mock_mode(browsing: Bro
     expect(text).to_have_text("Downloading the model · 45% (450 MB of 1.0 GB)")
     expect(badge).to_have_attribute("title", re.compile("^Downloading OpenVINO/stable-diffusion-v1-5-int8-ov"))
     expect(page.locator("#generate-note")).to_contain_text("still loading")
+    expect(page.locator("#generate-note")).to_contain_text("wait in the queue and start when it is ready")
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_enabled()  # jobs may queue meanwhile
     browsing.shot(page, "downloading", full_page=False)
 
     failed = health_body(status="failed", ready=False, reason="loading the model failed: out of memory",
@@ -352,12 +367,15 @@ def test_status_badge_shows_loading_progress_failure_and_mock_mode(browsing: Bro
     page.route("**/health", lambda route: route.fulfill(status=503, json=failed))
     expect(badge).to_have_attribute("data-tone", "bad")
     expect(text).to_have_text("Model failed: loading the model failed: out of memory")
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_disabled()  # nothing piles up behind it
+    expect(page.locator("#generate-note")).to_contain_text("out of memory")
 
     page.unroute("**/health")
     page.route("**/health", lambda route: route.fulfill(status=200, json=health_body(used_mocks=True)))
     expect(text).to_have_text("Ready · CPU (asked for GPU) · stable-diffusion-v1-5-int8-ov")
     expect(page.locator("#mock-banner")).to_be_visible()
     expect(page.locator("#generate-note")).to_be_hidden()
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_enabled()
     browsing.shot(page, "mock-mode", full_page=False)
 
 
