@@ -361,3 +361,32 @@ def test_sd3_runs_without_t5(tmp_path: Path) -> None:
     assert np.array(out.data).std() > 1.0
     # without T5 the CFG batch is not frozen: the same pipeline now runs with guidance
     assert generate(pipe, guidance_scale=4.0, negative_prompt="blurry").std() > 1.0
+
+
+# ---- preview factors --------------------------------------------------------------------------------
+
+
+def _fit_script() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_preview_factors", Path(__file__).parents[1] / "scripts" / "fit_preview_factors.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preview_fit_recovers_a_linear_map() -> None:
+    fit = _fit_script().fit
+    rng = np.random.default_rng(0)
+    weights, bias = rng.normal(size=(16, 3)), np.array([0.1, -0.2, 0.3])
+    latents = rng.normal(size=(4, 16, 8, 8)).astype(np.float32)
+    rgb = (np.einsum("nchw,cd->ndhw", latents, weights) + bias[None, :, None, None]).astype(np.float32)
+    result = fit(latents, rgb)
+    assert np.allclose(result["latent_rgb"], weights, atol=1e-3) and np.allclose(result["bias"], bias, atol=1e-3)
+    assert min(result["r2"]) > 0.999
+
+
+def test_preview_fit_runs_on_a_fixture_vae() -> None:
+    result = _fit_script().fit_model(MODELS[FamilyId.FLUX])
+    assert len(result["latent_rgb"]) == 16 and all(len(row) == 3 for row in result["latent_rgb"])
