@@ -338,8 +338,9 @@ def test_step_latents_unpack_to_the_family_layout(pipes: Callable[[FamilyId], Pi
         return False
 
     p.run(Mode.TEXT2IMG, callback=callback)
-    # PNDM (the SD 1.5 fixture's scheduler) calls back once more than the steps asked for
-    assert len(shapes) >= STEPS
+    # genai's callback thread may drop the last steps when it lags (threaded_callback.hpp: end() stops
+    # without draining the queue), and PNDM calls back once more than asked: count loosely.
+    assert 1 <= len(shapes) <= STEPS + 1
     assert set(shapes) == {(1, p.family.latent_channels, SIZE // 8, SIZE // 8)}
 
 
