@@ -52,6 +52,9 @@ def run(base_url: str, *, timeout: float = REQUEST_TIMEOUT, **fields: Any) -> di
 
 
 def _answer(reply: Reply) -> dict[str, Any]:
+    if reply.status == 202:
+        raise StepFailed(CLIENT, "read urls[0]", f"HTTP 202: the server stopped waiting and sent no urls: "
+                         f"{reply.short()}", reply)
     if reply.status != 200:
         raise StepFailed(CLIENT, "POST /image", f"expected 200 with urls, got {reply.short()}", reply)
     try:
