@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from clients.http import call, png_size
 from serverproc import ServerProcess
 
 pytestmark = pytest.mark.slow
-SMALL = {"width": 64, "height": 64}
+SMALL: dict[str, Any] = {"width": 64, "height": 64}
 
 
 def gap(reason: str) -> pytest.MarkDecorator:
@@ -49,7 +50,7 @@ def test_seed_004_urls_after_a_job_longer_than_request_timeout(base: str) -> Non
 @gap("issue 19.2: createdAt, numeric progress, status 'completed', data URLs, timeTaken are missing")
 @pytest.mark.parametrize("mode", seed_002.MODES)
 def test_seed_002_poll_loop_until_completed(base: str, mode: str) -> None:
-    fields = {"steps": 2, **(SMALL if mode in ("text2img", "img2img") else {})}
+    fields: dict[str, Any] = {"steps": 2, **(SMALL if mode in ("text2img", "img2img") else {})}
     done = seed_002.run(base, mode=mode, interval=0.5, **fields)
     assert png_size(done["image"]) == (64, 64)
     assert done["job"]["status"] == "completed" and done["job"]["progress"] == 100
