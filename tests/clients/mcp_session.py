@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .http import StepFailed
@@ -32,3 +34,10 @@ async def generate(url: str, *, token: str | None = None, tool: str = "generate_
     if result.is_error:
         raise StepFailed(CLIENT, f"tools/call {tool}", str(result.content)[:300])
     return {"tools": tools, "content": result.content, "progress": seen}
+
+
+def generate_sync(url: str, *, timeout: float = 120.0, **kw: Any) -> dict[str, Any]:
+    """generate() from synchronous code, on a thread of its own: the caller's thread may already run a loop
+    (Playwright's sync API leaves one running in the test process)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, generate(url, **kw)).result(timeout=timeout)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -38,8 +37,7 @@ def base() -> Iterator[str]:
 
 
 def test_session_lists_tools_gets_image_and_progress(base: str) -> None:
-    done = asyncio.run(mcp_session.generate(base + "/mcp", token=TOKEN,
-                                            arguments={"prompt": "a fox", "steps": 3}))
+    done = mcp_session.generate_sync(base + "/mcp", token=TOKEN, arguments={"prompt": "a fox", "steps": 3})
     kinds = [(block.type, getattr(block, "mime_type", None)) for block in done["content"]]
     assert done["tools"] == ["generate_image"] and kinds == [("image", "image/png"), ("text", None)]
     assert [p[:2] for p in done["progress"]] == [(1, 3), (2, 3), (3, 3)]
