@@ -78,8 +78,8 @@ def versions() -> dict[str, str]:
 
 def sampler_list(settings: Settings) -> dict[str, Any]:
     """The samplers we run, with their genai scheduler and A1111 names."""
-    items = [{"name": s.name, "scheduler": s.genai_type, "a1111_name": s.a1111_name, "note": s.note}
-             for s in SAMPLERS.values()]
+    items = [{"name": s.name, "scheduler": s.genai_type, "a1111_name": s.a1111_name, "note": s.note,
+              "default_steps": s.default_steps, "default_guidance": s.default_guidance} for s in SAMPLERS.values()]
     return {"samplers": items, "aliases": {"plms": "pndm"}, "default": settings.default_sampler}
 
 
@@ -110,11 +110,13 @@ def describe_mode(settings: Settings, spec: ModeSpec, image_ok: bool) -> dict[st
 
 def _describe_field(settings: Settings, key: str, spec: dict[str, Any]) -> dict[str, Any]:
     s = settings
-    kinds = [item.get("type") for item in spec.get("anyOf", [spec]) if item.get("type") not in (None, "null")]
-    out: dict[str, Any] = {"type": kinds[0] if kinds else "string", "description": spec.get("description")}
+    # an optional field's type and bounds sit in the non-null branch of its anyOf
+    variants = [item for item in spec.get("anyOf", [spec]) if item.get("type") not in (None, "null")]
+    inner = {**(variants[0] if variants else {}), **{k: v for k, v in spec.items() if k != "anyOf"}}
+    out: dict[str, Any] = {"type": inner.get("type", "string"), "description": spec.get("description")}
     for name in ("default", "minimum", "maximum", "enum", "maxLength"):
-        if spec.get(name) is not None:
-            out[name] = spec[name]
+        if inner.get(name) is not None:
+            out[name] = inner[name]
     limits_by_field: dict[str, dict[str, Any]] = {
         "prompt": {"maxLength": s.max_prompt_length}, "negative_prompt": {"maxLength": s.max_prompt_length},
         "width": {"minimum": s.min_size, "maximum": s.max_width, "multipleOf": 8, "default": s.default_size},
