@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sdedge.errors import Conflict, NotFound, detail, map_exceptions
 from sdedge.foreign_errors import DATABASE_ERRORS
+from sdedge.migrations import upgrade_database
 
 
 class JobStatus(str, Enum):
@@ -43,6 +44,7 @@ class JobStatus(str, Enum):
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 FINISHED_VALUES = [s.value for s in FINISHED]
 
+# The table as queries see it; its schema in the database is made by the migrations (sdedge/migrations).
 metadata = MetaData()
 jobs_table = Table(
     "jobs",
@@ -146,7 +148,7 @@ class JobStore:
         self.is_local = self.db.dialect.name == "sqlite"  # one node's own file, not a shared server
         if self.is_local:
             event.listen(self.db, "connect", _sqlite_pragmas)
-        metadata.create_all(self.db)
+        upgrade_database(self.db)  # the schema is the migrations' (sdedge/migrations), not create_all's
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable when the database cannot be reached."""
