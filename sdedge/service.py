@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -66,6 +67,7 @@ class GenerationService:
         self.settings, self.job_store, self.images, self.input_file_store = settings, job_store, images, input_file_store
         self.loader, self.notifier, self.worker = loader, notifier, worker
         self._in_flight: dict[str, str] = {}  # request fingerprint -> job id, for blocking calls still waiting
+        self._in_flight_lock = threading.Lock()
 
     # -- submitting ------------------------------------------------------------------------------
     def submit(self, mode: str, body: dict[str, Any], files: dict[str, bytes] | None = None,
@@ -100,9 +102,10 @@ class GenerationService:
         """
         self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
         fingerprint = None if idempotency_key else _fingerprint(mode, body, files)
-        job = self._in_flight_job(fingerprint) or self.submit(mode, body, files, idempotency_key).job
-        if fingerprint:
-            self._in_flight[fingerprint] = job.id
+        with self._in_flight_lock:  # two copies of one call arriving together still make one job
+            job = self._in_flight_job(fingerprint) or self.submit(mode, body, files, idempotency_key).job
+            if fingerprint:
+                self._in_flight[fingerprint] = job.id
         try:
             if allow_unfinished:
                 return self.wait(job.id, self.settings.request_timeout if timeout is None else timeout)

@@ -68,3 +68,15 @@ def test_map_exceptions_translates_by_class_and_keeps_ours() -> None:
     with pytest.raises(ValueError), map_exceptions(table):
         raise ValueError("unknown kinds pass through")
     assert issubclass(InvalidRequest, SdedgeError)
+
+
+def test_a_405_names_the_allowed_methods(client: FlaskClient) -> None:
+    answer = client.put("/image")
+    assert answer.status_code == 405 and set(answer.headers["Allow"].split(", ")) >= {"POST"}
+    assert_one_shape(answer.get_json())
+
+
+def test_routing_errors_under_v1_speak_openais_shape(client: FlaskClient) -> None:
+    for answer in (client.get("/v1/no-such-thing"), client.put("/v1/images/generations")):
+        error = answer.get_json()["error"]
+        assert answer.status_code in (404, 405) and set(error) == {"message", "type", "param", "code"}

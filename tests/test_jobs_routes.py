@@ -168,3 +168,37 @@ def test_event_stream_reads_to_done(client: FlaskClient) -> None:
 @pytest.mark.parametrize("path", ["/jobs/job-missing", "/jobs/job-missing/events"])
 def test_unknown_job_is_404(client: FlaskClient, path: str) -> None:
     assert client.get(path).get_json()["error"]["code"] == "not_found"
+
+
+def test_cancelling_a_job_that_ended_is_a_409_with_its_status(client: FlaskClient) -> None:
+    done = finished(client, submit(client, steps=1)["id"])
+    answer = client.post(f"/jobs/{done['id']}/cancel")
+    assert answer.status_code == 409
+    assert answer.get_json()["error"]["details"][0]["status"] == "succeeded"
+    assert client.post(f"/jobs/{done['id']}/cancel").status_code == 409  # and again: nothing changed
+    assert client.post("/jobs/job-0000000000000000/cancel").status_code == 404
+
+
+def test_a_job_whose_images_are_being_written_is_not_processing(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from sdedge.file_store import FileStore
+
+    writing, release = threading.Event(), threading.Event()
+    original = FileStore.save
+
+    def slow_save(self: FileStore, *args: Any, **kwargs: Any) -> str:
+        writing.set()
+        release.wait(30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FileStore, "save", slow_save)
+    client = app.test_client()
+    job_id = submit(client, steps=1)["id"]
+    assert writing.wait(60)
+    try:
+        assert job(client, job_id)["status"] == "running"  # its result is not recorded yet...
+        assert client.get("/queue/status").get_json()["processingJobs"] == 0  # ...but the device is free
+    finally:
+        release.set()
+    assert finished(client, job_id)["status"] == "succeeded"

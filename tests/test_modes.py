@@ -166,3 +166,19 @@ def test_four_modes_in_one_server_share_one_engine(app: Flask, client: FlaskClie
 
 def test_unknown_mode_is_400(client: FlaskClient) -> None:
     assert error_of(client.post("/image", json={"prompt": "x", "mode": "upscale"}), 400)["details"][0]["field"] == "mode"
+
+
+@pytest.mark.parametrize(("mode", "fields"), [
+    ("img2img", {"init_image": "INPUT", "strength": 0.2, "steps": 4}),
+    ("inpaint", {"image": "INPUT", "mask": "MASK", "strength": 0.1, "steps": 4}),
+    ("style-transfer", {"content_image": "INPUT", "style_image": "INPUT", "steps": 2}),
+])
+def test_strength_times_steps_below_one_still_runs_one_denoising_step(client: FlaskClient, mode: str,
+                                                                      fields: dict[str, Any]) -> None:
+    values = {"INPUT": data_url(noise()), "MASK": data_url(square_mask())}
+    body = {key: values.get(value, value) if isinstance(value, str) else value for key, value in fields.items()}
+    response = client.post("/image", json={"mode": mode, "prompt": "x", **body})
+    assert response.status_code == 200, response.get_json()
+    params = response.get_json()["parameters"]
+    strength = params["strength"] if mode != "style-transfer" else 0.6 * (1 - params["content_strength"])
+    assert int(params["steps"] * strength) >= 1 and params["steps"] >= fields["steps"]

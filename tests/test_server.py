@@ -81,3 +81,14 @@ def test_waitress_serve_call_works(tmp_path: Path) -> None:
         assert proc.wait_ready()["device"]["actual"] == "CPU"
     finally:
         proc.stop()
+
+
+def test_a_body_over_the_limit_is_refused_from_its_content_length(server: ServerProcess) -> None:
+    """waitress answers from the header, before reading (or buffering) a byte of the body."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /image HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000000000\r\n\r\n{")
+        answer = sock.recv(4096).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413"), answer[:200]
