@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sdedge.previews import LATENT_RGB
+from sdedge.engine.previews import LATENT_RGB
 
 __all__ = [
     "FAMILIES",
