@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     max_output_mb: int = Field(2048, ge=1, description="Prune the oldest finished jobs when their images exceed this size.")
     min_free_disk_mb: int = Field(200, ge=0, description="/health warns when the image folder's disk has less free space.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="How often the worker checks a shared database for new jobs.")
+    lease_seconds: float = Field(
+        30.0, ge=2, description="A running job's claim lapses this long after its worker last renewed it (every third "
+                                "of it); then any node re-queues the job.")
+    node_name: str | None = Field(None, description="This node's name in /health, /queue/status and the page "
+                                                    "(default: the host name).")
 
     # Request limits
     request_timeout: float = Field(45.0, gt=0, description="Seconds POST /image waits for its image.")
