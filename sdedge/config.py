@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     )
     openvino_device: str = Field("GPU", description="Inference device: GPU, CPU, NPU or AUTO; falls back to CPU.")
     compile_cache: bool = Field(True, description="Keep OpenVINO's compiled-model cache under MODELS_CACHE_DIR.")
+    compile_cache_dir: Path | None = Field(
+        None, description="Folder of OpenVINO's compiled-model cache (default MODELS_CACHE_DIR/ov-cache), e.g. on a "
+                          "faster disk.")
     fast_decoder: bool = Field(
         False, description="Decode (and encode) with the tiny autoencoder in vae_*_tiny/ beside the model (TAESD): much faster, a little softer."
     )
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
     max_output_mb: int = Field(2048, ge=1, description="Prune the oldest finished jobs when their images exceed this size.")
     min_free_disk_mb: int = Field(200, ge=0, description="/health warns when the image folder's disk has less free space.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="How often the worker checks a shared database for new jobs.")
+    lease_seconds: float = Field(
+        30.0, ge=2, description="A running job's claim lapses this long after its worker last renewed it (every third "
+                                "of it); then any node re-queues the job.")
+    node_name: str | None = Field(None, description="This node's name in /health, /queue/status and the page "
+                                                    "(default: the host name).")
 
     # Request limits
     request_timeout: float = Field(45.0, gt=0, description="Seconds POST /image waits for its image.")
@@ -101,12 +109,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(DEVICES)} (or GPU.1 style), got {value!r}")
         return device
 
-    @field_validator("models_cache_dir", "generated_images_dir", "data_dir")
+    @field_validator("models_cache_dir", "generated_images_dir", "data_dir", "compile_cache_dir")
     @classmethod
-    def _absolute_path(cls, value: Path) -> Path:
+    def _absolute_path(cls, value: Path | None) -> Path | None:
         # Resolved once, against the folder the server was started from: a relative path handed on
         # to Flask's send_file would be read against the installed package's folder instead.
-        return resolve_path(value)
+        return None if value is None else resolve_path(value)
 
     @field_validator("stable_diffusion_repo_id")
     @classmethod
@@ -151,7 +159,7 @@ class Settings(BaseSettings):
     @property
     def ov_cache_dir(self) -> Path:
         """Where OpenVINO keeps compiled models so a restart does not recompile."""
-        return self.models_cache_dir / "ov-cache"
+        return self.compile_cache_dir or self.models_cache_dir / "ov-cache"
 
 
 def resolve_path(path: Path) -> Path:

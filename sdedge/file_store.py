@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,25 +16,34 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from sdedge.errors import DiskFull
+from sdedge.foreign_errors import is_database_outage
 from sdedge.job_store import Job
+from sdedge.shared_files import SharedFiles
+
+log = logging.getLogger(__name__)
 
 # File names we write and are willing to serve: no separators, no leading dot.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$")
 
 
 class FileStore:
-    """One folder of PNGs we wrote (generated images and previews, or a job's stored inputs)."""
+    """One folder of PNGs we wrote (generated images and previews, or a job's stored inputs).
 
-    def __init__(self, root: Path) -> None:
+    With `shared` (a fleet on one database), every file is also written to the database, and a file
+    another node wrote is fetched from there into this folder, which then acts as a cache.
+    """
+
+    def __init__(self, root: Path, shared: SharedFiles | None = None, kind: str = "image") -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
+        self.shared, self.kind = shared, kind
         self.last_disk_full: float | None = None  # when a write last failed for want of space
 
     def sweep_partial_files(self) -> int:
         """Remove the partial files a crash left mid-write (start-up recovery); returns how many."""
         removed = 0
-        for partial in self.root.glob(".*.part"):
+        for partial in self.root.glob(".*part"):
             partial.unlink(missing_ok=True)
             removed += 1
         return removed
@@ -59,35 +70,76 @@ class FileStore:
         """Overwrite the job's preview (fast PNG settings: it is replaced within seconds)."""
         filename = preview_name(job_id)
         self._check_name(filename)
-        return self._write_png(filename, image, compress_level=1)
+        return self._write_png(filename, image, best_effort_sharing=True, compress_level=1)
 
     def size_of(self, filenames: list[str]) -> int:
         """Total bytes of these files (missing ones count 0)."""
         return sum(p.stat().st_size for p in map(self.path, filenames) if p is not None)
 
     def path(self, filename: str) -> Path | None:
-        """The file's path if it is a name we serve and a regular file here, else None (never a symlink)."""
+        """The file's path if it is a name we serve and a regular file here, else None (never a symlink).
+
+        Shared: a file missing here is fetched from the database; a preview always is (another node
+        rewrites it every few steps).
+        """
         if not SAFE_NAME.match(filename):
             return None
         path = self.root / filename
+        if self.shared is not None and not self._refresh(filename, path):
+            return None
         # a link, even to a file inside the folder, is not something we wrote: never followed
         return path if path.is_file() and not path.is_symlink() else None
 
+    def _refresh(self, filename: str, path: Path) -> bool:
+        """Shared: the database decides whether a file exists (another node may have deleted it)."""
+        assert self.shared is not None
+        if filename.endswith("-preview.png") or not path.exists():
+            return self._fetch(filename)
+        if filename in self.shared.existing([filename]):
+            return True
+        path.unlink(missing_ok=True)  # a cached copy of a file deleted elsewhere
+        return False
+
+    def _fetch(self, filename: str) -> bool:
+        assert self.shared is not None
+        content = self.shared.get(filename)
+        if content is None:
+            return (self.root / filename).exists() and filename.endswith("-preview.png")  # not shared yet: ours
+        partial = self.root / f".{filename}.{os.getpid()}-{threading.get_ident()}.fetch.part"
+        partial.write_bytes(content)
+        os.replace(partial, self.root / filename)
+        return True
+
     def delete(self, filenames: list[str]) -> None:
-        """Remove files we wrote; missing ones are fine."""
+        """Remove files we wrote, here and (shared) for every node; missing ones are fine."""
         for filename in filenames:
-            path = self.path(filename)
-            if path:
-                path.unlink(missing_ok=True)
+            if SAFE_NAME.match(filename):
+                local = self.root / filename
+                if local.is_file() and not local.is_symlink():
+                    local.unlink(missing_ok=True)
+        if self.shared is not None:
+            self.shared.delete([name for name in filenames if SAFE_NAME.match(name)])
+
+    def sweep_cache(self) -> int:
+        """Shared: drop cached files the database no longer has (another node deleted or pruned them)."""
+        if self.shared is None:
+            return 0
+        names = [p.name for p in self.root.glob("*.png") if p.is_file()]
+        gone = set(names) - self.shared.existing(names)
+        for name in gone:
+            (self.root / name).unlink(missing_ok=True)
+        return len(gone)
 
     def free_bytes(self) -> int:
         """Free disk space where images are written."""
         return shutil.disk_usage(self.root).free
 
-    def _write_png(self, filename: str, image: Image.Image, **options: Any) -> str:
+    def _write_png(self, filename: str, image: Image.Image, *, best_effort_sharing: bool = False,
+                   **options: Any) -> str:
         """Write through a hidden partial file and rename, so readers never see half a PNG.
 
-        A failed write leaves nothing behind; a full disk is a DiskFull naming the folder.
+        A failed write leaves nothing behind; a full disk is a DiskFull naming the folder. Shared, the
+        file then goes to the database too (for a preview only if it can: a preview is not worth a job).
         """
         partial = self.root / f".{filename}.part"
         try:
@@ -100,7 +152,18 @@ class FileStore:
                 raise DiskFull(f"the disk holding {self.root} is full: free some space") from exc
             raise
         self.last_disk_full = None
+        if self.shared is not None:
+            self._share(filename, best_effort_sharing)
         return filename
+
+    def _share(self, filename: str, best_effort: bool) -> None:
+        assert self.shared is not None
+        try:
+            self.shared.put(filename, (self.root / filename).read_bytes(), self.kind)
+        except Exception as exc:  # noqa: BLE001 - see below
+            if not best_effort or not is_database_outage(exc):
+                raise
+            log.debug("preview %s not shared: the database is unreachable", filename)
 
     @staticmethod
     def _check_name(filename: str) -> None:

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import (
-    Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, create_engine, event, func, select, update,
-)
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, func, select, update
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from sdedge.database import connect, db_now, metadata
 from sdedge.errors import Conflict, NotFound, detail, map_exceptions
 from sdedge.foreign_errors import DATABASE_ERRORS
 from sdedge.migrations import upgrade_database
@@ -44,8 +42,6 @@ class JobStatus(str, Enum):
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 FINISHED_VALUES = [s.value for s in FINISHED]
 
-# The table as queries see it; its schema in the database is made by the migrations (sdedge/migrations).
-metadata = MetaData()
 jobs_table = Table(
     "jobs",
     metadata,
@@ -71,8 +67,11 @@ jobs_table = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("heartbeat_at", Float, nullable=True),
+    Column("lease_expires_at", Float, nullable=True),  # a running job's claim lapses then (database clock)
+    Column("node", String(64), nullable=True),  # the node that runs or ran it
 )
 Index("jobs_claim_order", jobs_table.c.status, jobs_table.c.priority, jobs_table.c.seq)
+Index("jobs_leases", jobs_table.c.status, jobs_table.c.lease_expires_at)
 
 
 @dataclass
@@ -98,6 +97,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     idempotency_key: str | None = None
+    node: str | None = None  # the node that runs or ran it
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Job:
@@ -110,6 +110,7 @@ class Job:
             progress_total=row["progress_total"], preview=row["preview"], files=json.loads(row["files"]),
             attempts=row["attempts"], cancel_requested=bool(row["cancel_requested"]),
             started_at=row["started_at"], finished_at=row["finished_at"], idempotency_key=row["idempotency_key"],
+            node=row.get("node"),
         )
 
 
@@ -127,9 +128,9 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def worker_name() -> str:
-    """Who claimed a job: host and process, so recovery knows which running jobs were ours."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(node: str) -> str:
+    """Who claimed a job: the node (persistent, per DATA_DIR) and the process, never the hostname alone."""
+    return f"{node}:{os.getpid()}"
 
 
 def new_job_id() -> str:
@@ -141,13 +142,8 @@ class JobStore:
     """Jobs in SQL through SQLAlchemy."""
 
     def __init__(self, url: str) -> None:
-        options: dict[str, Any] = {"pool_pre_ping": True}  # a connection from before a restart is replaced
-        if url.startswith("postgresql"):
-            options["connect_args"] = {"connect_timeout": 5}  # an unreachable server fails fast, not in minutes
-        self.db: Engine = create_engine(url, **options)  # SQLAlchemy's engine: the database connection pool
+        self.db: Engine = connect(url)  # SQLAlchemy's engine: the database connection pool
         self.is_local = self.db.dialect.name == "sqlite"  # one node's own file, not a shared server
-        if self.is_local:
-            event.listen(self.db, "connect", _sqlite_pragmas)
         upgrade_database(self.db)  # the schema is the migrations' (sdedge/migrations), not create_all's
 
     def ping(self) -> None:
@@ -177,8 +173,12 @@ class JobStore:
             return existing, False
         return self.get(job_id), True
 
-    def claim_next(self, worker: str) -> Job | None:
-        """Atomically move the best queued job (priority, then FIFO) to running for this worker."""
+    def claim_next(self, worker: str, *, node: str | None = None, lease_seconds: float = 60.0) -> Job | None:
+        """Atomically move the best queued job (priority, then FIFO) to running for this worker, with a lease.
+
+        The claim counts an attempt; the attempt number is the fencing token every later write of this
+        worker names, so a worker whose lease lapsed can never overwrite a newer attempt.
+        """
         c = jobs_table.c
         best = (
             select(c.id).where(c.status == JobStatus.QUEUED.value)
@@ -186,57 +186,75 @@ class JobStore:
         )
         if self.db.dialect.name == "postgresql":
             best = best.with_for_update(skip_locked=True)
-        now = time.time()
+        now = db_now(self.db)
         claim = (
             update(jobs_table)
             .where(c.id == best.scalar_subquery(), c.status == JobStatus.QUEUED.value)
-            .values(status=JobStatus.RUNNING.value, worker=worker, started_at=now, heartbeat_at=now,
-                    attempts=c.attempts + 1, progress_step=0)
+            .values(status=JobStatus.RUNNING.value, worker=worker, node=node, started_at=now, heartbeat_at=now,
+                    lease_expires_at=now + lease_seconds, attempts=c.attempts + 1, progress_step=0)
             .returning(*jobs_table.c)
         )
         with self.db.begin() as conn:
             row = conn.execute(claim).mappings().first()
         return Job.from_row(row) if row else None
 
-    def set_progress(self, job_id: str, step: int, total: int, preview: str | None) -> bool:
-        """Record progress and a heartbeat; returns whether cancellation was requested meanwhile."""
-        values: dict[str, Any] = {"progress_step": step, "progress_total": total, "heartbeat_at": time.time()}
+    def _owned(self, job_id: str, attempt: int | None) -> Any:
+        """The rows a write may touch: the job, and with a fencing token only while that attempt runs it."""
+        c = jobs_table.c
+        if attempt is None:
+            return c.id == job_id
+        return (c.id == job_id) & (c.attempts == attempt) & (c.status == JobStatus.RUNNING.value)
+
+    def set_progress(self, job_id: str, step: int, total: int, preview: str | None, *, attempt: int | None = None,
+                     lease_seconds: float = 60.0) -> bool:
+        """Record progress and renew the lease; True when the job should stop (canceled, or no longer ours)."""
+        now = db_now(self.db)
+        values: dict[str, Any] = {"progress_step": step, "progress_total": total, "heartbeat_at": now,
+                                  "lease_expires_at": now + lease_seconds}
         if preview:
             values["preview"] = preview
         with self.db.begin() as conn:
-            conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
+            owned = conn.execute(update(jobs_table).where(self._owned(job_id, attempt)).values(**values)).rowcount
             flag = conn.execute(select(jobs_table.c.cancel_requested).where(jobs_table.c.id == job_id)).scalar()
-        return bool(flag)
+        return bool(flag) or not owned
+
+    def renew(self, job_id: str, attempt: int, lease_seconds: float) -> bool:
+        """Extend a running job's lease; False when this attempt no longer owns it."""
+        now = db_now(self.db)
+        with self.db.begin() as conn:
+            return bool(conn.execute(update(jobs_table).where(self._owned(job_id, attempt))
+                                     .values(heartbeat_at=now, lease_expires_at=now + lease_seconds)).rowcount)
 
     def finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None, files: list[str] | None = None, size: int = 0,
-               step: int | None = None) -> None:
-        """Mark a running job finished, with its result or error, the files it owns and its last step."""
-        values: dict[str, Any] = {"status": status.value, "finished_at": time.time(), "worker": None,
-                                  "result": json.dumps(result) if result else None,
+               step: int | None = None, attempt: int | None = None) -> bool:
+        """Mark a running job finished, with its result or error, its files and last step; False if not ours."""
+        values: dict[str, Any] = {"status": status.value, "finished_at": db_now(self.db), "worker": None,
+                                  "lease_expires_at": None, "result": json.dumps(result) if result else None,
                                   "error": json.dumps(error) if error else None}
         if files is not None:
             values.update(files=json.dumps(files), bytes=size)
         if step is not None:
             values["progress_step"] = step
         with self.db.begin() as conn:
-            conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(**values))
+            return bool(conn.execute(update(jobs_table).where(self._owned(job_id, attempt)).values(**values)).rowcount)
 
-    def requeue(self, job_id: str, *, count_attempt: bool = False) -> None:
-        """Put a running job back in the queue (graceful stop: the attempt does not count)."""
+    def requeue(self, job_id: str, *, count_attempt: bool = False, attempt: int | None = None) -> bool:
+        """Put a running job back in the queue (graceful stop: the attempt does not count); False if not ours."""
         c = jobs_table.c
         attempts = c.attempts if count_attempt else c.attempts - 1
         with self.db.begin() as conn:
-            conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value).values(
-                status=JobStatus.QUEUED.value, worker=None, attempts=attempts, progress_step=0,
-                cancel_requested=False, started_at=None, preview=None))
+            return bool(conn.execute(
+                update(jobs_table).where(self._owned(job_id, attempt), c.status == JobStatus.RUNNING.value).values(
+                    status=JobStatus.QUEUED.value, worker=None, node=None, attempts=attempts, progress_step=0,
+                    cancel_requested=False, started_at=None, preview=None, lease_expires_at=None)).rowcount)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once, or flag a running one to stop at its next step; 409 once it ended."""
         c = jobs_table.c
         with self.db.begin() as conn:
             done = conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.QUEUED.value)
-                                .values(status=JobStatus.CANCELED.value, finished_at=time.time())).rowcount
+                                .values(status=JobStatus.CANCELED.value, finished_at=db_now(self.db))).rowcount
             if not done:
                 done = conn.execute(update(jobs_table).where(c.id == job_id, c.status == JobStatus.RUNNING.value)
                                     .values(cancel_requested=True)).rowcount
@@ -257,17 +275,34 @@ class JobStore:
         return job
 
     # -- recovery and pruning ------------------------------------------------------------------
-    def recover(self, host_prefix: str, max_attempts: int = 2) -> tuple[int, int]:
-        """After a crash: re-queue this host's running jobs once; fail those already retried."""
+    def recover(self, worker_prefix: str, max_attempts: int = 2) -> tuple[int, int]:
+        """After a restart: this node's running jobs (its old process is gone) end their lease now.
+
+        Returns (re-queued, failed): a job is re-queued once and failed as interrupted on its next loss.
+        """
+        return self._release(jobs_table.c.worker.like(f"{worker_prefix}%"), max_attempts)
+
+    def requeue_expired(self, max_attempts: int = 2, legacy_lease_seconds: float = 60.0) -> tuple[int, int]:
+        """Any node: running jobs whose lease lapsed (their worker died) are re-queued, or failed past max_attempts."""
         c = jobs_table.c
-        ours = (c.status == JobStatus.RUNNING.value) & c.worker.like(f"{host_prefix}%")
-        interrupted = json.dumps({"code": "interrupted", "message": "the server stopped while this job ran, twice"})
+        # rows from before leases existed have only a heartbeat
+        expires = func.coalesce(c.lease_expires_at, c.heartbeat_at + legacy_lease_seconds)
+        return self._release(expires < db_now(self.db), max_attempts)
+
+    def _release(self, which: Any, max_attempts: int) -> tuple[int, int]:
+        c = jobs_table.c
+        lost = (c.status == JobStatus.RUNNING.value) & which
+        ended = {"worker": None, "lease_expires_at": None, "finished_at": db_now(self.db)}
+        canceled = json.dumps({"code": "canceled", "message": "canceled on request"})
+        interrupted = json.dumps({"code": "interrupted", "message": "the server running this job stopped, twice"})
         with self.db.begin() as conn:
-            failed = conn.execute(update(jobs_table).where(ours, c.attempts >= max_attempts).values(
-                status=JobStatus.FAILED.value, error=interrupted, finished_at=time.time(), worker=None)).rowcount
-            requeued = conn.execute(update(jobs_table).where(ours).values(
-                status=JobStatus.QUEUED.value, worker=None, progress_step=0, started_at=None,
-                preview=None, cancel_requested=False)).rowcount
+            conn.execute(update(jobs_table).where(lost, c.cancel_requested.is_(True)).values(
+                status=JobStatus.CANCELED.value, error=canceled, **ended))
+            failed = conn.execute(update(jobs_table).where(lost, c.attempts >= max_attempts).values(
+                status=JobStatus.FAILED.value, error=interrupted, **ended)).rowcount
+            requeued = conn.execute(update(jobs_table).where(lost).values(
+                status=JobStatus.QUEUED.value, worker=None, node=None, lease_expires_at=None, progress_step=0,
+                started_at=None, preview=None, cancel_requested=False)).rowcount
         return requeued, failed
 
     def prunable(self, older_than: float, max_total_bytes: int) -> list[Job]:
@@ -304,7 +339,7 @@ class JobStore:
             row = conn.execute(select(jobs_table).where(jobs_table.c.idempotency_key == key)).mappings().first()
         return Job.from_row(row) if row else None
 
-    def list(self, status: str | None, limit: int, before: float | None) -> list[Job]:
+    def list_jobs(self, status: str | None, limit: int, before: float | None) -> list[Job]:
         """Jobs newest first, optionally of one status and created before a time (for paging)."""
         c = jobs_table.c
         query = select(jobs_table).order_by(c.seq.desc()).limit(limit)
@@ -323,6 +358,13 @@ class JobStore:
         with self.db.connect() as conn:
             return int(conn.execute(select(func.count()).where(ahead)).scalar() or 0)
 
+    def running(self) -> list[Job]:
+        """Every running job, on whichever node."""
+        with self.db.connect() as conn:
+            rows = conn.execute(select(jobs_table).where(jobs_table.c.status == JobStatus.RUNNING.value)
+                                .order_by(jobs_table.c.started_at)).mappings().all()
+        return [Job.from_row(row) for row in rows]
+
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
         c = jobs_table.c
@@ -338,13 +380,3 @@ class JobStore:
         with self.db.connect() as conn:
             value = conn.execute(select(func.avg(recent.c.d))).scalar()
         return float(value) if value is not None else None
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    # WAL lets readers (HTTP threads) run while the worker writes; busy_timeout waits out short locks.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=FULL")  # a finished job survives power loss
-    cursor.close()
-

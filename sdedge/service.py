@@ -27,11 +27,13 @@ from sdedge.errors import (
 from sdedge.file_store import FileStore, remove_job_files
 from sdedge.job_store import Job, JobStatus, JobStore
 from sdedge.modes import mode_spec
+from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
 from sdedge.request_schemas import GenerateRequest
 from sdedge.worker import Progress, Worker
 
 MAX_LIST_LIMIT = 200
+NODE_NAMES_SECONDS = 5.0
 _GRACE_SECONDS = 30.0  # past JOB_TIMEOUT the worker fails the job itself; this only covers its last step
 
 
@@ -63,9 +65,10 @@ class GenerationService:
     """Jobs from submission to their files, for every surface."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_file_store: FileStore,
-                 loader: EngineLoader, notifier: Notifier, worker: Worker) -> None:
+                 loader: EngineLoader, notifier: Notifier, worker: Worker, nodes: NodeRegistry) -> None:
         self.settings, self.job_store, self.images, self.input_file_store = settings, job_store, images, input_file_store
-        self.loader, self.notifier, self.worker = loader, notifier, worker
+        self.loader, self.notifier, self.worker, self.nodes = loader, notifier, worker, nodes
+        self._node_names: tuple[float, dict[str, str]] = (0.0, {})
         self._in_flight: dict[str, str] = {}  # request fingerprint -> job id, for blocking calls still waiting
         self._in_flight_lock = threading.Lock()
 
@@ -223,7 +226,7 @@ class GenerationService:
             message = f"unknown status {status!r}"
             raise InvalidRequest(message, detail("status", message, "enum", valid=[s.value for s in JobStatus]))
         before_seq = self.job_store.get(before).seq if before else None
-        jobs = self.job_store.list(status, limit, before_seq)
+        jobs = self.job_store.list_jobs(status, limit, before_seq)
         return jobs, jobs[-1].id if len(jobs) == limit else None
 
     def live(self, job: Job | None = None) -> Progress | None:
@@ -277,8 +280,23 @@ class GenerationService:
             "preview_url": self._preview_url(job, live),
             "result": self._result_view(job.result),
             "error": job.error, "request": job.request, "attempts": job.attempts,
+            "node": self._node(job.node),
             **{key: iso(record[key]) for key in ("created_at", "started_at", "finished_at")},
         }
+
+    def _node(self, node: str | None) -> dict[str, str] | None:
+        """A node's id and name, names cached for a few seconds (every job view names one)."""
+        if node is None:
+            return None
+        fetched, names = self._node_names
+        if node not in names and time.monotonic() - fetched > NODE_NAMES_SECONDS:
+            names = {info.id: info.name for info in self.nodes.live(within_seconds=1e9)}
+            self._node_names = (time.monotonic(), names)
+        return {"id": node, "name": names.get(node, node)}
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """The nodes seen within the last three leases, this one first."""
+        return [info.to_dict() for info in self.nodes.live(within_seconds=3 * self.settings.lease_seconds)]
 
     def _preview_url(self, job: Job, live: Progress | None) -> str | None:
         name = live.preview if live else (job.preview if job.status is JobStatus.RUNNING else None)
@@ -305,4 +323,7 @@ class GenerationService:
             "currentJob": None if current is None else {
                 "id": current.job_id, "step": current.step, "total": current.total,
                 "percent": round(100 * current.fraction, 1), "eta_seconds": current.eta_seconds()},
+            "runningJobs": [{"id": job.id, "node": self._node(job.node), **self.progress(job)}
+                            for job in self.job_store.running()],
+            "nodes": self.fleet(),
         }

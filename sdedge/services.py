@@ -11,8 +11,10 @@ from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.file_store import FileStore
 from sdedge.job_store import JobStore
+from sdedge.nodes import NodeRegistry, default_node_name, node_id
 from sdedge.notifier import Notifier
 from sdedge.service import GenerationService
+from sdedge.shared_files import SharedFiles
 from sdedge.worker import Worker
 
 
@@ -40,10 +42,12 @@ def services() -> Services:
 
 def build_services(settings: Settings) -> Services:
     """Wire the stores, loader, worker and generation service for one app."""
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    images, input_file_store = FileStore(settings.generated_images_dir), FileStore(settings.data_dir / "inputs")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the node id lives there even with DATABASE_URL
     loader, job_store, notifier = EngineLoader(settings), JobStore(settings.job_database_url), Notifier()
-    worker = Worker(settings, job_store, images, input_file_store, loader, notifier)
-    generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker)
+    shared = None if job_store.is_local else SharedFiles(job_store.db)  # a fleet: every node serves every file
+    images = FileStore(settings.generated_images_dir, shared, "image")
+    input_file_store = FileStore(settings.data_dir / "inputs", shared, "input")
+    nodes = NodeRegistry(job_store.db, node_id(settings.data_dir), settings.node_name or default_node_name())
+    worker = Worker(settings, job_store, images, input_file_store, loader, notifier, nodes)
+    generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker, nodes)
     return Services(settings, generation, loader, images, worker)

@@ -21,9 +21,12 @@ from sdedge.engine.params import GenerationOutput, GenerationParams, StepEvent
 from sdedge.engine.previews import preview_image
 from sdedge.errors import GenerationCanceled, SdedgeError
 from sdedge.foreign_errors import describe_outage, is_database_outage
-from sdedge.file_store import FileStore, remove_job_files
+from sdedge.file_store import FileStore
 from sdedge.infotext import infotext
+from sdedge.housekeeping import MAX_ATTEMPTS, Housekeeping
 from sdedge.job_store import Job, JobStatus, JobStore, worker_name
+from sdedge.leases import LeaseKeeper
+from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -52,16 +55,17 @@ class Worker:
     """Claims jobs and runs them on the loader's engine."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_files: FileStore,
-                 loader: EngineLoader, notifier: Notifier) -> None:
+                 loader: EngineLoader, notifier: Notifier, nodes: NodeRegistry) -> None:
         self.settings, self.job_store, self.loader = settings, job_store, loader
         self.images, self.input_files = images, input_files
-        self.notifier = notifier
-        self.name = worker_name()
+        self.notifier, self.node = notifier, nodes.node
+        self.name = worker_name(nodes.node)
+        self.housekeeping = Housekeeping(settings, job_store, images, input_files, nodes, self.describe)
+        self._lease: LeaseKeeper | None = None
         self.current: Progress | None = None
         self._cancel_current = threading.Event()  # a cancel made in this process, for the running job
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_prune = 0.0
         self._recovered = False
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdedge-saver")
         self.saving: set[str] = set()  # jobs whose images the saver thread is writing
@@ -76,7 +80,7 @@ class Worker:
     def _recover_once(self) -> None:
         if self._recovered:
             return
-        requeued, failed = self.job_store.recover(self.name.split(":")[0] + ":")
+        requeued, failed = self.job_store.recover(f"{self.node}:", MAX_ATTEMPTS)
         if requeued or failed:
             log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
         if self.job_store.is_local:  # no other node writes into these folders: a partial file is a crash's
@@ -114,8 +118,8 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 self._recover_once()
-                self._maybe_prune()
-                job = self.job_store.claim_next(self.name) if self.loader.ready else None
+                self.housekeeping.run()
+                job = self._claim() if self.loader.ready else None
             except Exception as exc:  # noqa: BLE001 - the worker thread must outlive any outage
                 self._database_down(exc, backoff)
                 continue
@@ -124,6 +128,22 @@ class Worker:
                 seen = self.notifier.wait(seen, self.settings.worker_poll_seconds)
                 continue
             self._run(job)
+
+    def _claim(self) -> Job | None:
+        return self.job_store.claim_next(self.name, node=self.node, lease_seconds=self.settings.lease_seconds)
+
+    def describe(self) -> list[dict[str, object]]:
+        """What this node's worker does, for the nodes table."""
+        current = self.current
+        return [{"worker": self.name, "device": {"requested": self.settings.openvino_device,
+                                                 "actual": getattr(self.loader.engine_or_none(), "device", None)},
+                 "model": self.loader.model_name(), "state": self.loader.state.value,
+                 "job": current.job_id if current else None}]
+
+    @property
+    def lost_current(self) -> bool:
+        """True when the running job's claim lapsed and another worker owns it now."""
+        return self._lease is not None and self._lease.lost.is_set()
 
     def _database_down(self, exc: Exception, backoff: Backoff) -> None:
         if not is_database_outage(exc):
@@ -141,12 +161,17 @@ class Worker:
             self.notifier.notify()
         backoff.reset()
 
-    def _persist(self, write: Callable[[], None], what: str) -> None:
-        """Run a job-store write that must not be lost, retrying through a database outage."""
+    def _persist(self, write: Callable[[], bool], what: str) -> None:
+        """Run a job-store write that must not be lost, retrying through a database outage.
+
+        The write answers False when this attempt no longer owns the job (another worker took it over
+        after this one's lease lapsed): then nothing was written, by design.
+        """
         backoff = Backoff()
         while True:
             try:
-                write()
+                if not write():
+                    log.warning("%s was not recorded: this worker no longer owns the job", what)
                 self._database_up(backoff)
                 return
             except Exception as exc:  # noqa: BLE001 - retried until it lands (or the server stops)
@@ -161,9 +186,12 @@ class Worker:
         self.current = Progress(job.id, params.steps * params.num_images)
         self.notifier.notify()
         tracker = _StepTracker(self, job, params)
+        self._lease = LeaseKeeper(self.job_store, job.id, job.attempts, self.settings.lease_seconds)
+        self._safely(self.housekeeping.beat_now)
         try:
-            inputs = input_files.load(job.params, self.input_files)
-            output = self.loader.engine().generate(params, tracker.on_step, inputs)
+            with self._lease:
+                inputs = input_files.load(job.params, self.input_files)
+                output = self.loader.engine().generate(params, tracker.on_step, inputs)
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
             self.saving.add(job.id)
@@ -181,7 +209,7 @@ class Worker:
     def _save_results(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
         """Write the images and mark the job succeeded (on the saver thread)."""
         try:
-            self._succeed(job, params, output, total)
+            self._retrying_outages(lambda: self._succeed(job, params, output, total))
         except SdedgeError as exc:  # e.g. a full disk: the job fails with the reason, the worker goes on
             log.warning("saving the images of job %s failed: %s", job.id, exc.message)
             self._fail(job, exc.code, exc.message, step=total)
@@ -191,6 +219,18 @@ class Worker:
         finally:
             self.saving.discard(job.id)
         self.notifier.notify()
+
+    def _retrying_outages(self, work: Callable[[], None]) -> None:
+        """Run work again while the database is unreachable (a fleet's images go to the database too)."""
+        backoff = Backoff()
+        while True:
+            try:
+                work()
+                return
+            except Exception as exc:
+                if not is_database_outage(exc) or self._stopping.is_set():
+                    raise
+                self._database_down(exc, backoff)
 
     def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
         started = time.perf_counter()
@@ -204,13 +244,16 @@ class Worker:
                   "timings": timings}
         size = self.images.size_of(files)
         self._persist(lambda: self.job_store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=size,
-                                                    step=total), f"the result of job {job.id}")
+                                                    step=total, attempt=job.attempts), f"the result of job {job.id}")
 
     def _stopped(self, job: Job, tracker: _StepTracker) -> None:
-        if tracker.timed_out:
+        if tracker.lost:
+            log.warning("job %s was taken over by another worker; this attempt's work is dropped", job.id)
+        elif tracker.timed_out:
             self._fail(job, "timeout", f"job exceeded JOB_TIMEOUT={self.settings.job_timeout:g} s")
         elif self._stopping.is_set() and not tracker.canceled:
-            self._persist(lambda: self.job_store.requeue(job.id), f"the re-queueing of job {job.id}")
+            self._persist(lambda: self.job_store.requeue(job.id, attempt=job.attempts),
+                          f"the re-queueing of job {job.id}")
         else:
             self._fail(job, "canceled", "canceled on request", JobStatus.CANCELED)
 
@@ -219,28 +262,24 @@ class Worker:
         if step is None and self.current is not None:
             step = self.current.step
         error = {"code": code, "message": message}
-        self._persist(lambda: self.job_store.finish(job.id, status, error=error, step=step), f"the end of job {job.id}")
+        self._persist(lambda: self.job_store.finish(job.id, status, error=error, step=step, attempt=job.attempts),
+                      f"the end of job {job.id}")
 
     def _cleanup(self, job: Job) -> None:
         # The preview file stays until the job is deleted or pruned: a page may still be loading it.
         self.current = None
+        self._lease = None
         self._cancel_current.clear()
+        self._safely(self.housekeeping.beat_now)
         self.notifier.notify()
 
-    # -- housekeeping --------------------------------------------------------------------------
-    def _maybe_prune(self) -> None:
-        now = time.time()
-        if now - self._last_prune < 60:
-            return
-        self._last_prune = now
-        cutoff = now - self.settings.job_retention_hours * 3600
-        victims = self.job_store.prunable(cutoff, self.settings.max_output_mb * 1024 * 1024)
-        for job in victims:
-            remove_job_files(self.images, self.input_files, job)
-        if victims:
-            self.job_store.remove([job.id for job in victims])
-            log.info("pruned %d old job(s)", len(victims))
-
+    def _safely(self, duty: Callable[[], None]) -> None:
+        """A bookkeeping write that may fail in an outage without stopping the job."""
+        try:
+            duty()
+        except Exception as exc:  # noqa: BLE001 - the loop's own retries catch the outage
+            if not is_database_outage(exc):
+                log.exception("node bookkeeping failed")
 
 class _StepTracker:
     """The step callback of one job: progress, previews, and the decision to stop."""
@@ -249,7 +288,7 @@ class _StepTracker:
         self.worker, self.job, self.params = worker, job, params
         self.settings = worker.settings
         self.deadline = time.monotonic() + self.settings.job_timeout
-        self.canceled = self.timed_out = False
+        self.canceled = self.timed_out = self.lost = False
         self._last_write = self._last_preview = 0.0
 
     def on_step(self, event: StepEvent) -> bool:
@@ -262,10 +301,11 @@ class _StepTracker:
         progress.fraction = event.fraction
         self._maybe_preview(event, progress)
         flagged = self._maybe_write(progress, final=event.fraction >= 1.0)
-        self.canceled = self.canceled or flagged or self.worker.cancel_requested(self.job.id)
+        self.lost = self.worker.lost_current
+        self.canceled = self.canceled or (flagged and not self.lost) or self.worker.cancel_requested(self.job.id)
         self.timed_out = time.monotonic() > self.deadline
         self.worker.notifier.notify()
-        return self.canceled or self.timed_out or self.worker.stopping
+        return self.canceled or self.timed_out or self.lost or self.worker.stopping
 
     def _maybe_write(self, progress: Progress, final: bool) -> bool:
         now = time.monotonic()
@@ -273,7 +313,9 @@ class _StepTracker:
             return False
         self._last_write = now
         try:
-            return self.worker.job_store.set_progress(self.job.id, progress.step, progress.total, progress.preview)
+            return self.worker.job_store.set_progress(self.job.id, progress.step, progress.total, progress.preview,
+                                                      attempt=self.job.attempts,
+                                                      lease_seconds=self.settings.lease_seconds)
         except Exception as exc:  # noqa: BLE001 - progress is not worth failing the job for; the result is
             if not is_database_outage(exc):
                 raise

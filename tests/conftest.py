@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,9 @@ from sdedge.app import create_app
 from sdedge.config import Settings
 
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-sd-int8-ov"
+# One OpenVINO compile cache for the whole run: every app and server compiles the same tiny models, and a
+# warm cache turns each start's compile into a read. (Tests of the cache itself use their own folder.)
+SHARED_COMPILE_CACHE = Path(tempfile.mkdtemp(prefix="sdedge-test-ov-cache-"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -23,6 +28,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from serverproc import stop_all
 
     stop_all()
+    shutil.rmtree(SHARED_COMPILE_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +57,7 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "stable_diffusion_repo_id": str(FIXTURE_MODEL),
         "models_cache_dir": tmp_path / "models",
+        "compile_cache_dir": SHARED_COMPILE_CACHE,
         "generated_images_dir": tmp_path / "generated",
         "data_dir": tmp_path / "data",
         "openvino_device": "CPU",

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXTURE_MODEL
+from conftest import FIXTURE_MODEL, SHARED_COMPILE_CACHE
 
 
 _started: list[ServerProcess] = []
@@ -59,6 +59,7 @@ class ServerProcess:
         only_model = {"HOST": "127.0.0.1", "PORT": str(self.port), "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL)}
         tuned = {
             "MODELS_CACHE_DIR": str(tmp_path / "models"),
+            "COMPILE_CACHE_DIR": str(SHARED_COMPILE_CACHE),
             "GENERATED_IMAGES_DIR": str(tmp_path / "generated"),
             "DEFAULT_SIZE": "64",
             "MIN_SIZE": "32",

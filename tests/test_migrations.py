@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from pgserver import PostgresServer
-from sdedge.job_store import JobStore, jobs_table, metadata
-from sdedge.migrations import upgrade_database
+from alembic import command
+
+from sdedge.job_store import JobStore, jobs_table
+from sdedge.migrations import FIRST_REVISION, alembic_config, upgrade_database
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,9 @@ def test_an_empty_sqlite_database_gets_the_whole_schema(tmp_path: Path) -> None:
 def test_a_database_from_before_migrations_keeps_its_jobs(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
-    metadata.create_all(engine)  # what sdedge did before it had migrations
+    with engine.begin() as conn:  # the jobs table as sdedge's create_all made it before migrations existed
+        command.upgrade(alembic_config(conn), FIRST_REVISION)
+        conn.execute(text("DROP TABLE alembic_version"))
     with engine.begin() as conn:
         conn.execute(jobs_table.insert().values(
             id="job-old", type="text2img", status="succeeded", priority=0, seq=1.0, request="{}", params="{}",

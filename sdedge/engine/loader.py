@@ -69,6 +69,10 @@ class EngineLoader:
             raise ModelNotReady(self.reason or "model is not ready", {"state": self.state.value})
         return self._engine
 
+    def engine_or_none(self) -> Engine | None:
+        """The engine when loaded, else None (for status reports that must not raise)."""
+        return self._engine
+
     def model_name(self) -> str:
         """Short model name for image metadata: the repo or folder's last part."""
         return self.settings.stable_diffusion_repo_id.rstrip("/\\").split("/")[-1]

@@ -65,8 +65,11 @@ def generated_file(filename: str) -> Response:
 def health() -> tuple[Response, int]:
     """Readiness for monitors: 200 when images can be generated, else 503 with the reason."""
     svc = services()
-    body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at,
-                                     svc.generation.database_problem())
+    problem = svc.generation.database_problem()
+    body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at, problem)
+    body["node"] = {"id": svc.generation.nodes.node, "name": svc.generation.nodes.name}
+    if problem is None and not svc.generation.job_store.is_local:
+        body["nodes"] = svc.generation.fleet()  # a fleet on one database: every node's state
     return jsonify(body), 200 if body["ready"] else 503
 
 

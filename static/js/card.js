@@ -49,7 +49,17 @@ function queueText(job, waiting) {
   return `Queued · ${where}${waiting ? " · starts when the model is ready" : ""}`;
 }
 
+/** " · on beta" when several nodes share the queue and one runs or ran this job. */
+function nodeText(job) {
+  return document.body.dataset.fleet === "true" && job.node?.name ? ` · on ${job.node.name}` : "";
+}
+
 export function statusText(job, waiting = null) {
+  const text = baseStatusText(job, waiting);
+  return job.status === "queued" ? text : text + nodeText(job);
+}
+
+function baseStatusText(job, waiting) {
   const p = job.progress ?? { step: 0, total: 0, percent: 0 };
   if (job.status === "queued") return queueText(job, waiting);
   if (job.status === "running") {

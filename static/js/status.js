@@ -49,6 +49,7 @@ function facts(health) {
     ["Model", health.model?.id], ["Device", deviceText(health.device)],
     ["Compiled", health.loader?.compiled_shapes?.join(", ")], ["Images in", health.paths?.generated_images_dir],
     ["Version", health.versions?.sdedge && `sdedge ${health.versions.sdedge}`],
+    ["Node", health.node?.name], ["Nodes", health.nodes?.map((n) => n.name).join(", ")],
   ].filter(([, value]) => value);
 }
 
@@ -75,6 +76,8 @@ async function refresh() {
     const { tone, text } = describeHealth(health);
     show(tone, text, health.reason ? capitalize(health.reason) : text, facts(health));
     $("mock-banner").hidden = !health.used_mocks;
+    // Several nodes share this server's queue: job cards say which node ran each job.
+    document.body.dataset.fleet = String((health.nodes?.length ?? 0) > 1);
     state.onHealth(health);
     if (!health.ready) delay = LOADING_POLL_MS;
   } catch (error) {
