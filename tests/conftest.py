@@ -82,7 +82,8 @@ def start_app(settings: Settings) -> Flask:
     """An app whose engine finished loading (ready or not) before the test starts; stopped after it."""
     app = create_app(settings)
     _apps.append(app)
-    assert app.extensions["sdedge"].loader.wait(timeout=120), "engine did not finish loading"
+    # generous: on a loaded 2-core machine a compile can take minutes; the bound only catches a hang
+    assert app.extensions["sdedge"].loader.wait(timeout=600), "engine did not finish loading"
     return app
 
 
