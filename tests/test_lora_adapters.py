@@ -209,6 +209,15 @@ def test_pipelines_assembled_from_parts_take_adapters_at_compile(cache: AdapterC
     assert image(t2i, adapters=selector.config([(peft, 1.0)])) != image(t2i, adapters=selector.config([]))
 
 
+def test_lora_enabled_without_a_lora_is_within_rounding_of_the_plain_image(cache: AdapterCache) -> None:
+    """Not byte-identical: the LoRA branch changes how the CPU plugin fuses layers (1x1 convolutions even in
+    f32; every layer in bf16). Weight 0 is byte-identical to no LoRA *on the LoRA-enabled pipeline*."""
+    plain = np.frombuffer(image(g.Text2ImagePipeline(MODEL, "CPU")), np.uint8).astype(int)
+    enabled = g.Text2ImagePipeline(MODEL, "CPU", adapters=cache.enabling_config())
+    off = np.frombuffer(image(enabled, adapters=LoraSelector(cache).config([])), np.uint8).astype(int)
+    assert np.abs(off - plain).mean() < 2 and np.abs(off - plain).max() <= 16
+
+
 # -- pins: openvino-genai 2026.4 on its own ------------------------------------------------------
 @pytest.fixture(scope="module")
 def raw_files(tmp_path_factory: pytest.TempPathFactory, layers: ModelLayers) -> dict[str, Path]:
