@@ -9,7 +9,9 @@ text encoder, like a kohya default training). Figures (medians over --rounds):
 - first use: reading + rewriting the file (prepare_lora) and wrapping it as an Adapter, then the extra
   time of the first generate() that applies it;
 - switch: extra time of a generate() after changing LoRA (A -> B), changing only a weight, turning
-  LoRA off, and adding a second LoRA - each against an unchanged generate() right after it.
+  LoRA off, adding a second LoRA and going back to one - each against an unchanged generate() right
+  after it, on --apply-size images (applying adapters costs the same at any size). "cold" values are
+  the first round's: genai compiles a small helper model per new combination of LoRA shapes.
 
     python scripts/measure_lora_cost.py --model tests/fixtures/tiny-sd-int8-ov --size 64
     python scripts/measure_lora_cost.py --model ~/.cache/sdedge/sd15-random-int8-ov --size 512 --rounds 3
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="steps per generate (>= 2)")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--apply-size", type=int, default=64, help="image size for timing adapter changes")
     parser.add_argument("--memory", choices=["plain", "enabled", "lora"])
     args = parser.parse_args(argv)
     if args.memory:
@@ -95,18 +98,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import openvino_genai as g
 
-    out: dict[str, Any] = {"model": str(args.model), "size": args.size, "steps": args.steps, "rank": args.rank}
+    out: dict[str, Any] = {"model": str(args.model), "size": args.size, "steps": args.steps, "rank": args.rank,
+                           "apply_size": args.apply_size}
     started = time.perf_counter()
-    plain = g.InpaintingPipeline(args.model, "CPU")
+    plain_t2i = g.Text2ImagePipeline(g.InpaintingPipeline(args.model, "CPU"))
     out["build_plain_s"] = time.perf_counter() - started
-    plain_t2i = g.Text2ImagePipeline(plain)
     started = time.perf_counter()
     cache = AdapterCache(args.model)
     out["filler_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    pipe = g.InpaintingPipeline(args.model, "CPU", adapters=cache.enabling_config())
+    t2i = g.Text2ImagePipeline(g.InpaintingPipeline(args.model, "CPU", adapters=cache.enabling_config()))
     out["build_enabled_s"] = time.perf_counter() - started
-    t2i, selector = g.Text2ImagePipeline(pipe), LoraSelector(cache)
+    selector = LoraSelector(cache)
+    rows: dict[str, list[float]] = {}
+
+    def add(key: str, values: list[float]) -> None:
+        rows.setdefault(key, []).extend(values)
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -115,38 +122,40 @@ def main(argv: list[str] | None = None) -> int:
             path.write_bytes(safetensors_bytes(kohya(cache.layers, seed, args.rank, args.rank / 2, in_attention)))
             paths.append(path)
         out["lora_file_mb"] = paths[0].stat().st_size / 1e6
-        rows: dict[str, list[float]] = {k: [] for k in (
-            "step_plain", "step_off", "step_lora", "prepare", "first_apply", "switch", "weight", "off", "second")}
-        run(plain_t2i, args.size, args.steps)
-        run(t2i, args.size, args.steps, selector.config([]))  # warm both
-        for _ in range(args.rounds):
-            _, steps = run(plain_t2i, args.size, args.steps)
-            rows["step_plain"] += steps
-            _, steps = run(t2i, args.size, args.steps, selector.config([]))
-            rows["step_off"] += steps
+
+        # Applying adapters costs the same at any image size, so it is timed on small images (little
+        # noise), each change against an unchanged generate() right after it.
+        def cost(pairs: list[tuple[Any, float]]) -> float:
+            changed, _ = run(t2i, args.apply_size, 1, selector.config(pairs))
+            same, _ = run(t2i, args.apply_size, 1, selector.config(pairs))
+            return changed - same
+
+        for index in range(args.rounds):
             cache.clear()  # the next get() reads and rewrites the files again: a first use
+            run(t2i, args.apply_size, 1, selector.config([]))
             started = time.perf_counter()
-            a, _ = cache.get(paths[0], "a")
-            rows["prepare"].append(time.perf_counter() - started)
+            a, prepared = cache.get(paths[0], "a")
+            add("prepare", [time.perf_counter() - started])
             b, _ = cache.get(paths[1], "b")
-
-            def cost(pairs: list[tuple[Any, float]]) -> float:
-                changed, _ = run(t2i, args.size, args.steps, selector.config(pairs))
-                same, steps = run(t2i, args.size, args.steps, selector.config(pairs))
-                if pairs:
-                    rows["step_lora"].extend(steps)
-                return changed - same
-
-            rows["first_apply"].append(cost([(a, 1.0)]))
-            rows["switch"].append(cost([(b, 1.0)]))
-            rows["weight"].append(cost([(b, 0.5)]))
-            rows["off"].append(cost([]))
-            run(t2i, args.size, args.steps, selector.config([(a, 1.0)]))
-            rows["second"].append(cost([(a, 1.0), (b, 1.0)]))
-    med = {k: statistics.median(v) for k, v in rows.items() if v}
+            add("first_apply_cold" if index == 0 else "first_apply", [cost([(a, 1.0)])])
+            add("switch", [cost([(b, 1.0)])])
+            add("weight", [cost([(b, 0.5)])])
+            add("off", [cost([])])
+            run(t2i, args.apply_size, 1, selector.config([(a, 1.0)]))
+            add("second_cold" if index == 0 else "second", [cost([(a, 1.0), (b, 1.0)])])
+            add("back_to_one", [cost([(b, 1.0)])])
+            # steps at full size, the three variants interleaved
+            add("step_plain", run(plain_t2i, args.size, args.steps)[1])
+            add("step_off", run(t2i, args.size, args.steps, selector.config([]))[1])
+            add("step_lora", run(t2i, args.size, args.steps, selector.config([(a, 1.0)]))[1])
+        out["lora_layers"] = len(prepared.applied)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    low = {k: min(v) for k, v in rows.items()}
     step = med["step_off"]
-    out["seconds"] = med
+    out["median_s"], out["min_s"] = med, low
     out["ratio_to_step"] = {k: v / step for k, v in med.items()}
+    out["step_ratios_min"] = {"off/plain": low["step_off"] / low["step_plain"],
+                              "lora/plain": low["step_lora"] / low["step_plain"]}
     print(json.dumps(out, indent=2))
     return 0
 

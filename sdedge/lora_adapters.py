@@ -295,9 +295,13 @@ class LoraSelector:
         self._toggle = 0.0
 
     def config(self, loras: Sequence[tuple[Any, float]]) -> Any:
-        """AdapterConfig of these (Adapter, weight) pairs, zero weights dropped, filler last."""
+        """AdapterConfig of these (Adapter, weight) pairs: one adapter named twice adds up, zero weights drop out,
+        the filler comes last."""
         g = self._cache._genai
-        chosen = [(adapter, float(weight)) for adapter, weight in loras if weight != 0.0]
+        merged: dict[int, tuple[Any, float]] = {}
+        for adapter, weight in loras:  # genai refuses an adapter added twice
+            merged[id(adapter)] = (adapter, merged.get(id(adapter), (adapter, 0.0))[1] + float(weight))
+        chosen = [(adapter, weight) for adapter, weight in merged.values() if weight != 0.0]
         state = tuple((id(adapter), weight) for adapter, weight in chosen)
         if state != self._last:
             self._toggle, self._last = 1.0 - self._toggle, state  # a changed last alpha makes genai re-read all

@@ -197,6 +197,15 @@ def test_derived_pipelines_share_the_lora_state_so_every_call_must_pass_adapters
     assert image(t2i, adapters=selector.config([])) == off
 
 
+def test_the_selector_adds_up_an_adapter_named_twice_and_drops_zero_weights(cache: AdapterCache) -> None:
+    selector = LoraSelector(cache)
+    kohya, _ = cache.get(LORAS / "tiny-kohya.safetensors", "tiny-kohya")
+    peft, _ = cache.get(LORAS / "tiny-peft.safetensors", "tiny-peft")
+    pairs = selector.config([(kohya, 0.25), (peft, 0.0), (kohya, 0.5)]).get_adapters_and_alphas()
+    assert [alpha for _, alpha in pairs][:1] == [0.75] and len(pairs) == 2  # kohya, then the filler
+    assert selector.config([]).get_adapters_and_alphas()[0][1] != pairs[-1][1]  # the filler's alpha flipped
+
+
 def test_pipelines_assembled_from_parts_take_adapters_at_compile(cache: AdapterCache) -> None:
     """The fast-decoder path: InpaintingPipeline.stable_diffusion(...) then compile(device, adapters=...)."""
     parts = (g.Scheduler.from_config(MODEL / "scheduler" / "scheduler_config.json"),
