@@ -121,7 +121,6 @@ def test_convert_exports_weights_that_decode_like_diffusers(model: Path, taesd_f
     assert np.abs(got - expected).max() <= 3  # fp16 weights and u8 rounding
 
 
-@needs_torch
 def test_convert_then_tiny_autoencoder_in_one_run_needs_an_output_or_a_model(tmp_path: Path) -> None:
     with pytest.raises(ConvertError, match="not an OpenVINO model folder"):
         run_convert(str(tmp_path), None, tiny_autoencoder=True)
