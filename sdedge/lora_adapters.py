@@ -27,7 +27,7 @@ import numpy as np
 
 from sdedge.loras import LoraInvalid, LoraMismatch, read_header
 
-__all__ = ["Layer", "ModelLayers", "PreparedLora", "prepare_lora", "filler_tensors", "safetensors_bytes",
+__all__ = ["COVERAGES", "Layer", "ModelLayers", "PreparedLora", "prepare_lora", "filler_tensors", "safetensors_bytes",
            "read_tensors", "AdapterCache", "LoraSelector"]
 
 PARTS = ("unet", "text_encoder", "text_encoder_2")
@@ -44,15 +44,32 @@ class Layer:
     kernel: tuple[int, ...]
 
 
-class ModelLayers:
-    """The adaptable layers of a model folder's UNet and text encoders, read from the IR."""
+COVERAGES = ("all", "attention")
 
-    def __init__(self, layers: dict[str, dict[str, Layer]], layers_per_block: int = 2) -> None:
+
+class ModelLayers:
+    """The layers of a model folder's UNet and text encoders a LoRA can target, read from the IR.
+
+    coverage "all": every linear layer and 1x1 convolution; "attention": the text encoders and the UNet's
+    transformer blocks with their 1x1 projections (what kohya trains by default), less memory and time
+    per step (see scripts/measure_lora_cost.py), but LoRA on resnets (LCM-LoRA, LoCon) is left out.
+    """
+
+    def __init__(self, layers: dict[str, dict[str, Layer]], layers_per_block: int = 2, coverage: str = "all") -> None:
+        if coverage not in COVERAGES:
+            raise ValueError(f"coverage must be one of {COVERAGES}, got {coverage!r}")
         self.parts = layers  # part -> module name with "_" for "." -> Layer
         self.layers_per_block = layers_per_block
+        self.coverage = coverage
+
+    def adaptable(self, layer: Layer) -> bool:
+        """True when the pipeline gets LoRA state on this layer (never on 3x3 convolutions)."""
+        if any(k > 1 for k in layer.kernel):
+            return False
+        return self.coverage == "all" or layer.part != "unet" or ".attentions." in layer.path
 
     @classmethod
-    def from_model(cls, model_dir: Path) -> ModelLayers:
+    def from_model(cls, model_dir: Path, coverage: str = "all") -> ModelLayers:
         """Read unet/ and text_encoder(_2)/ openvino_model.xml (weights memory-mapped, not loaded)."""
         import openvino as ov
 
@@ -63,7 +80,7 @@ class ModelLayers:
                 parts[part] = _ir_layers(part, core.read_model(str(xml)))
         unet_config = folder / "unet" / "config.json"
         per_block = json.loads(unet_config.read_text()).get("layers_per_block", 2) if unet_config.is_file() else 2
-        return cls(parts, int(per_block if isinstance(per_block, int) else per_block[0]))
+        return cls(parts, int(per_block if isinstance(per_block, int) else per_block[0]), coverage)
 
     @property
     def te_prefixes(self) -> dict[str, str]:
@@ -209,8 +226,8 @@ def prepare_lora(path: Path, name: str, layers: ModelLayers) -> PreparedLora:
             unmatched.append(f"{part}:{module}")
             continue
         down, up = group["down"], group["up"]
-        if any(k > 1 for k in layer.kernel):
-            skipped.append(layer.path)  # genai's LoRA is a MatMul pair: no 3x3 convolution
+        if not layers.adaptable(layer):
+            skipped.append(layer.path)  # genai's LoRA is a MatMul pair (no 3x3 convolution), or not covered
             continue
         rank = down.shape[0]
         if down.ndim < 2 or up.ndim < 2 or down.shape[1] != layer.inp or up.shape[0] != layer.out \
@@ -233,11 +250,11 @@ def prepare_lora(path: Path, name: str, layers: ModelLayers) -> PreparedLora:
 
 
 def filler_tensors(layers: ModelLayers) -> dict[str, np.ndarray]:
-    """Rank-1 zero LoRA tensors on every MatMul and 1x1 convolution of the UNet and text encoders."""
+    """Rank-1 zero LoRA tensors on every layer the coverage makes adaptable."""
     out = {}
     for part, table in layers.parts.items():
         for module, layer in table.items():
-            if any(k > 1 for k in layer.kernel):
+            if not layers.adaptable(layer):
                 continue
             key = layer.path if part == "unet" else layers.te_prefixes.get(part, "lora_te_") + module
             out[f"{key}.lora_down.weight"] = np.zeros((1, layer.inp), np.float32)
@@ -249,12 +266,12 @@ def filler_tensors(layers: ModelLayers) -> dict[str, np.ndarray]:
 class AdapterCache:
     """genai Adapters of one model: the filler, and prepared LoRA files kept by (path, mtime, size)."""
 
-    def __init__(self, model_dir: Path, max_entries: int = 8) -> None:
+    def __init__(self, model_dir: Path, max_entries: int = 8, coverage: str = "all") -> None:
         import openvino as ov
         import openvino_genai as ov_genai
 
         self._ov, self._genai = ov, ov_genai
-        self.layers = ModelLayers.from_model(model_dir)
+        self.layers = ModelLayers.from_model(model_dir, coverage)
         self._filler_data = np.frombuffer(safetensors_bytes(filler_tensors(self.layers)), np.uint8).copy()
         self.filler = self._adapter(self._filler_data)
         self._entries: OrderedDict[tuple[str, int, int], tuple[Any, PreparedLora]] = OrderedDict()

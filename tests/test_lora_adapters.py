@@ -134,6 +134,16 @@ def test_3x3_convolutions_are_skipped_and_reported() -> None:
     assert "down_blocks.1.resnets.0.conv_shortcut" in prepared.applied
 
 
+def test_attention_coverage_leaves_resnet_layers_out(layers: ModelLayers) -> None:
+    narrow = ModelLayers(layers.parts, layers.layers_per_block, coverage="attention")
+    prepared = prepare_lora(LORAS / "tiny-lcm-layout.safetensors", "lcm", narrow)
+    assert "down_blocks.0.resnets.0.time_emb_proj" in prepared.skipped
+    assert all(".attentions." in path for path in prepared.applied)
+    assert len(filler_tensors(narrow)) < len(filler_tensors(layers))
+    with pytest.raises(ValueError, match="coverage"):
+        ModelLayers(layers.parts, coverage="some")
+
+
 def test_wrong_shapes_or_names_are_a_mismatch_naming_the_lora(tmp_path: Path, layers: ModelLayers) -> None:
     tensors = {"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight":
                np.zeros((4, 768), np.float16),
