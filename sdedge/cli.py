@@ -31,10 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     download = sub.add_parser("download", help="download the configured model into MODELS_CACHE_DIR")
     download.add_argument("--no-force", action="store_true", help="skip the download when the model is complete")
 
-    convert = sub.add_parser("convert", help="diffusers model (folder or hub id) -> int8 OpenVINO folder")
-    convert.add_argument("source", help="diffusers folder or hub id")
-    convert.add_argument("output", type=Path, help="output folder")
+    convert = sub.add_parser("convert", help="diffusers model (folder or hub id) -> int8 OpenVINO folder; "
+                                             "--tiny-autoencoder adds TAESD")
+    convert.add_argument("source", help="diffusers folder or hub id (alone with --tiny-autoencoder: an OpenVINO model)")
+    convert.add_argument("output", type=Path, nargs="?", help="output folder")
     convert.add_argument("--weight-format", default="int8", choices=["int8", "int4", "fp16", "fp32"])
+    convert.add_argument("--tiny-autoencoder", action="store_true",
+                         help="add TAESD (SD 1.x/2.x) or TAESDXL (SDXL) as vae_*_tiny/ for FAST_DECODER")
+    convert.add_argument("--weights", dest="tiny_weights",
+                         help="AutoencoderTiny folder or hub id (default: madebyollin/taesd or madebyollin/taesdxl)")
+    convert.add_argument("--from-ir", dest="tiny_ir", nargs="?", const="auto", metavar="REPO",
+                         help="download a published OpenVINO export instead (default rupeshs/taesd-ov or "
+                              "rupeshs/taesdxl-openvino), no torch needed")
 
     bench = sub.add_parser("bench", help="benchmark against the raw runtime and peers (see docs/BENCHMARKS.md)",
                            add_help=False)
@@ -124,15 +132,16 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Export a diffusers model to int8 OpenVINO IR through optimum-intel."""
-    from sdedge.convert import convert_model
+    """Export a diffusers model to int8 OpenVINO IR through optimum-intel, and/or add the tiny autoencoder."""
+    from sdedge.convert import run_convert
 
     try:
-        out = convert_model(args.source, args.output, weight_format=args.weight_format)
+        message = run_convert(args.source, args.output, args.weight_format, tiny_autoencoder=args.tiny_autoencoder,
+                              tiny_weights=args.tiny_weights, tiny_ir=args.tiny_ir)
     except RuntimeError as exc:
         print(f"sdedge: {exc}", file=sys.stderr)
         return 1
-    print(f"converted model written to {out}; use it with STABLE_DIFFUSION_REPO_ID={out}")
+    print(message)
     return 0
 
 

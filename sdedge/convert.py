@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["WEIGHT_FORMATS", "ConvertError", "convert_model", "ensure_tokenizer_ir"]
+__all__ = ["WEIGHT_FORMATS", "ConvertError", "convert_model", "ensure_tokenizer_ir", "run_convert"]
 
 WEIGHT_FORMATS: tuple[str, ...] = ("int8", "int4", "fp16", "fp32")
 """Weight formats accepted by :func:`convert_model`."""
@@ -115,3 +115,33 @@ def convert_model(source: str | Path, output: Path, weight_format: str = "int8")
     ensure_tokenizer_ir(output)
     _check_output(output)
     return output
+
+
+def run_convert(source: str, output: Path | None, weight_format: str = "int8", *, tiny_autoencoder: bool = False,
+                tiny_weights: str | None = None, tiny_ir: str | None = None) -> str:
+    """What `sdedge convert` does; returns the message for the user (raises RuntimeError subclasses).
+
+    ``sdedge convert SRC OUT`` exports a model; ``--tiny-autoencoder`` then adds TAESD/TAESDXL to OUT, or to
+    SRC when no OUT is given (SRC is then an OpenVINO model folder). ``tiny_ir`` ("auto" or a hub id)
+    downloads a published OpenVINO export instead of converting, which needs no torch.
+    """
+    from sdedge import tiny_autoencoder as tiny
+
+    if output is None and not tiny_autoencoder:
+        raise ConvertError("give an output folder (or --tiny-autoencoder to add TAESD to an OpenVINO model folder)")
+    lines = []
+    if output is not None:
+        target = convert_model(source, output, weight_format=weight_format)
+        lines.append(f"converted model written to {target}; use it with STABLE_DIFFUSION_REPO_ID={target}")
+    else:
+        target = Path(source).expanduser()
+        if not (target / "model_index.json").is_file():
+            raise ConvertError(f"{source} is not an OpenVINO model folder (no model_index.json)")
+    if tiny_autoencoder:
+        if tiny_ir is not None:
+            tiny.download_tiny_autoencoder(target, None if tiny_ir == "auto" else tiny_ir)
+        else:
+            tiny.convert_tiny_autoencoder(target, tiny_weights)
+        lines.append(f"tiny autoencoder written to {target / tiny.DECODER_DIR} and {target / tiny.ENCODER_DIR}; "
+                     "use it with FAST_DECODER=true")
+    return "\n".join(lines)
