@@ -144,7 +144,7 @@ def export(vae: Any, folder: Path, source: str) -> None:
             return self.vae.encode(sample, return_dict=False)[0]
 
     latent = EXAMPLE_SIZE // 8
-    parts = [
+    parts: list[tuple[str, Any, Any, tuple[str, list[int]], str]] = [
         (DECODER_DIR, Decoder(), torch.zeros(1, 4, latent, latent), ("latent_sample", [-1, 4, -1, -1]), "sample"),
         (ENCODER_DIR, Encoder(), torch.zeros(1, 3, EXAMPLE_SIZE, EXAMPLE_SIZE), ("sample", [-1, 3, -1, -1]),
          "latent_sample"),
