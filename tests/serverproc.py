@@ -1,4 +1,4 @@
-"""Run `sdedge serve` as a real process on a free port, for end-to-end tests."""
+"""Run `sdedge serve` as a real process on a free port, for end-to-end tests (and benchmarks/)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXTURE_MODEL
+FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-sd-int8-ov"  # conftest's; no pytest import here
 
 
 _started: list[ServerProcess] = []
@@ -53,10 +53,10 @@ class ServerProcess:
     AUTO_DOWNLOAD_MODELS=false, and starts in tmp_path/"work", an empty folder: the README's way.
     """
 
-    def __init__(self, tmp_path: Path, *, defaults: bool = False, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *, defaults: bool = False, model: Path = FIXTURE_MODEL, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        only_model = {"HOST": "127.0.0.1", "PORT": str(self.port), "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL)}
+        only_model = {"HOST": "127.0.0.1", "PORT": str(self.port), "STABLE_DIFFUSION_REPO_ID": str(model)}
         tuned = {
             "MODELS_CACHE_DIR": str(tmp_path / "models"),
             "GENERATED_IMAGES_DIR": str(tmp_path / "generated"),
@@ -81,12 +81,12 @@ class ServerProcess:
         _started.append(self)
         return self
 
-    def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
+    def wait_ready(self, timeout: float = 120, path: str = "/health") -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc and self.proc.poll() is None, f"server exited: {self.log()}"
             try:
-                status, body = self.request("GET", "/health")
+                status, body = self.request("GET", path)
                 if status == 200:
                     return body
             except OSError:
