@@ -87,8 +87,8 @@ def contender_settings(server_env: dict[str, str], model: Path) -> ContenderSett
     """The server's settings (from --server-env and the environment) as every contender must apply them."""
     from sdedge.config import Settings
 
-    overrides = {k.lower(): v for k, v in server_env.items()}
-    settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    overrides: dict[str, Any] = {k.lower(): v for k, v in server_env.items()}
+    settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]  # no .env: only what the server sees
     properties = {k: v for k, v in settings.ov_properties().items() if k != "CACHE_DIR"}  # load time only
     tiny = settings.fast_decoder and (model / TINY_DECODER / "openvino_model.xml").is_file()
     only = tuple(sorted(k for k in server_env if k.upper() not in _SHARED_SETTINGS))
