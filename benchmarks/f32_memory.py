@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,13 @@ CASES: dict[str, dict[str, Any]] = {
     "f32, DYNAMIC_QUANTIZATION_GROUP_SIZE=32": {**F32, "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32},
     "f32, tiny decoder": {**F32, "tiny": True},
     "f32, VAE decode in 4 tiles": {**F32, "tiles": 2},
+    "f32, static shapes": {**F32, "static": True},
+    "f32, static shapes, tiny decoder": {**F32, "static": True, "tiny": True},
+    "f32, warm compile cache": {**F32, "warm_cache": True},
 }
-OPTIONS = ("tiny", "tiles")  # case options that are not OpenVINO properties
+OPTIONS = ("tiny", "tiles", "static", "warm_cache")  # case options that are not OpenVINO properties
 STAGES = ("compile text encoder", "compile UNet", "compile VAE decoder", "text encoder + UNet step 1",
-          "UNet step 2", "VAE decode")
+          "UNet steps 2-3", "VAE decode")
 
 
 def _status() -> dict[str, int]:
@@ -100,27 +104,37 @@ def run_case(model: Path, size: int, properties: dict[str, Any]) -> dict[str, An
     from sdedge.rng import genai_generator
 
     props = {k: v for k, v in properties.items() if k not in OPTIONS}
+    if properties.get("warm_cache"):  # what a restarted server does (COMPILE_CACHE=true): load the compiled blobs
+        props["CACHE_DIR"] = str(Path(tempfile.gettempdir()) / f"sdedge-f32-memory-cache-{model.name}-{size}")
     tiles = int(properties.get("tiles", 1))
     decoder = "vae_decoder_tiny" if properties.get("tiny") else "vae_decoder"
     stages = Stages()
     stages.begin(STAGES[0])
     clip = g.CLIPTextModel(str(model / "text_encoder"))
-    clip.compile("CPU", **props)
-    stages.begin(STAGES[1])
-    unet = g.UNet2DConditionModel(str(model / "unet"))
-    unet.compile("CPU", **props)
-    stages.begin(STAGES[2])
-    vae = g.AutoencoderKL(str(model / decoder))
-    vae.compile("CPU", **props)
     scheduler = g.Scheduler.from_config(str(model / "scheduler" / "scheduler_config.json"))
-    pipe = g.Text2ImagePipeline.stable_diffusion(scheduler, clip, unet, vae)
+    if properties.get("static"):  # shapes fixed before compiling: all three compile in the first stage
+        unet, vae = g.UNet2DConditionModel(str(model / "unet")), g.AutoencoderKL(str(model / decoder))
+        pipe = g.Text2ImagePipeline.stable_diffusion(scheduler, clip, unet, vae)
+        pipe.reshape(1, size, size, 7.5)
+        pipe.compile("CPU", **props)
+        stages.begin(STAGES[1])
+        stages.begin(STAGES[2])
+    else:
+        clip.compile("CPU", **props)
+        stages.begin(STAGES[1])
+        unet = g.UNet2DConditionModel(str(model / "unet"))
+        unet.compile("CPU", **props)
+        stages.begin(STAGES[2])
+        vae = g.AutoencoderKL(str(model / decoder))
+        vae.compile("CPU", **props)
+        pipe = g.Text2ImagePipeline.stable_diffusion(scheduler, clip, unet, vae)
     stages.begin(STAGES[3])
 
     latents: list[Any] = []
 
-    def on_step(step: int, _steps: int, latent: Any) -> bool:
-        stages.begin(STAGES[4] if step == 0 else STAGES[5])
-        if step == 1 and tiles > 1:  # keep the final latent and stop before genai's own decode
+    def on_step(step: int, steps: int, latent: Any) -> bool:  # PNDM runs 3 UNet calls for 2 steps
+        stages.begin(STAGES[5] if step == steps - 1 else STAGES[4])
+        if step == steps - 1 and tiles > 1:  # keep the final latent and stop before genai's own decode
             latents.append(np.array(latent.data, copy=True))
             return True
         return False
@@ -150,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = {}
     for name in args.case or list(CASES):
-        done = subprocess.run([sys.executable, __file__, str(args.model), "--size", str(args.size), "--child", name],
-                              capture_output=True, text=True)
+        command = [sys.executable, __file__, str(args.model), "--size", str(args.size), "--child", name]
+        if CASES[name].get("warm_cache"):  # the first process fills the cache; the second is measured
+            subprocess.run(command, capture_output=True, check=False)
+        done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{name}: failed: {done.stderr[-500:]}", file=sys.stderr)
             continue
@@ -162,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     for index, stage in enumerate(STAGES):
         cells = []
         for res in results.values():
-            row = res["stages"][index]
+            rows = [r for r in res["stages"] if r["stage"] == stage]
+            row = max(rows, key=lambda r: float(r["peak_gib"]))
             cells.append(f"{row['peak_gib']:.2f} (anon {row['anon_at_peak_gib']:.2f}, file {row['file_at_peak_gib']:.2f})")
         print(f"| {stage} | " + " | ".join(cells) + " |")
     print("| **peak RSS** | " + " | ".join(f"**{r['peak_gib']:.2f} GiB = {r['peak_gib'] * GIB / 1e9:.2f} GB**"

@@ -29,7 +29,7 @@ from benchmarks.physical_limit import explain
 from benchmarks.report import derived, goal_rows, table_rows
 from benchmarks.suite import Options, Results, run_bench
 
-QUICK_SECONDS = 70  # measured: 55-75 s on the shared 2-core machine (docs/BENCHMARKS.md)
+QUICK_SECONDS = 60  # measured on the shared 2-core machine: 42-50 s at load 6-10, 28 s quieter
 __doc__ = (__doc__ or "").replace("QUICK_SECONDS", str(QUICK_SECONDS))
 
 
