@@ -25,14 +25,14 @@ class SdedgeServer:
 
     def __init__(self, model: Path, root: Path, cache_dir: Path, size: int, env: dict[str, str] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        settings = {
+        settings: dict[str, Any] = {  # all str: environment variables
             "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
             "HF_HUB_OFFLINE": "1", "OPENVINO_DEVICE": "CPU", "MODELS_CACHE_DIR": str(cache_dir),
             "DATA_DIR": str(root / "data"), "GENERATED_IMAGES_DIR": str(root / "generated"), "DEFAULT_SIZE": str(size),
             "MIN_SIZE": str(min(64, size)), "REQUEST_TIMEOUT": "3600", "JOB_TIMEOUT": "3600", "LOG_LEVEL": "WARNING",
             **(env or {}),
         }
-        self.proc = ServerProcess(root, model=model, **settings)  # type: ignore[arg-type]  # all str: env vars
+        self.proc = ServerProcess(root, model=model, **settings)
 
     def start(self, timeout: float = 1800) -> float:
         """Start the process; return the seconds until /health/ready answered 200."""

@@ -215,8 +215,10 @@ def body(results: list[CaseResult], peak: Peak | None, quick: bool, seconds: flo
     """Tables and notes."""
     header = ("case", "contender", "per image", "/ raw genai", "/ optimum", "/ SD 1.5 20-step (same contender)",
               "UNet per call", "physical limit / UNet call", "note")
-    switch = [f"LoRA switch (raw genai, {r.case.title}): first call after switching {r.switch[0]:.2f} s, "
-              f"next {r.switch[1]:.2f} s" for r in results if r.switch]
+    switch = [f"LoRA switch (raw genai, {r.case.title}): first call after switching to another LoRA "
+              f"{r.switch[0]:.2f} s, the next {r.switch[1]:.2f} s: the switch costs "
+              f"{(r.switch[0] - r.switch[1]) / (unet / 1000):.2f} UNet calls" for r in results
+              if r.switch and (unet := _unet(r.runs.get("raw genai", [])))]
     lines = ["**Smoke test on the tiny fixture** (every case on the same tiny model): no verdicts." if quick else "",
              f"The run took {seconds:.0f} s.", "",
              CPU_NOTE.format(precision=peak.openvino_precision if peak else "?"), "",
