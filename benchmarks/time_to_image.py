@@ -171,7 +171,8 @@ def _unet(runs: list[Run]) -> float | None:
 def rows(results: list[CaseResult], peak: Peak | None) -> list[list[str]]:
     """One row per case and contender: seconds, ratios, the UNet call against the physical limit."""
     top = peak.flops(peak.openvino_precision) if peak else None
-    reference = {name: _med(results[0].runs.get(name, [])) for name in CONTENDERS} if results else {}
+    first = results[0] if results and results[0].case.work.steps == 20 else None  # case 1 ran
+    reference = {name: _med(first.runs.get(name, [])) for name in CONTENDERS} if first else {}
     out = []
     for res in results:
         raw, optimum = _med(res.runs.get("raw genai", [])), _med(res.runs.get("optimum", []))
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="all cases on the tiny fixture, 64x64, 2 rounds")
     parser.add_argument("--size", type=int, help="image size (default 512; --quick 64)")
     parser.add_argument("--rounds", type=int, help="rotated rounds per case (default 5; --quick 2)")
+    parser.add_argument("--cases", default="1,2,3", help="which cases to run, e.g. 2,3 (the ratios need case 1)")
     parser.add_argument("--lora-dir", type=Path, default=LORAS)
     parser.add_argument("--peer-python", help="interpreter with the convert extra (default SDEDGE_BENCH_PEER_PYTHON)")
     parser.add_argument("--write", type=Path, metavar="MD")
@@ -245,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     peak = measure_peak(quick=args.quick)
     results = []
     with tempfile.TemporaryDirectory(prefix="sdedge-tti-") as tmp:
+        wanted = {int(n) for n in args.cases.split(",") if n.strip()}
         for number, case in enumerate(cases(size, args.quick, args.lora_dir)):
+            if number + 1 not in wanted:
+                continue
             results.append(run_case(case, rounds, Path(tmp) / f"case{number}", args.peer_python))
             gc.collect()
     text = body(results, peak, args.quick, time.perf_counter() - started)
