@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
-        from sdedge.bench import main as bench_main
-
-        return bench_main(argv[1:])
+        return run_bench(argv[1:])
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
@@ -81,6 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     except SdedgeError as exc:
         print(f"sdedge: {exc.message}", file=sys.stderr)
         return 1
+
+
+def run_bench(args: list[str]) -> int:
+    """`sdedge bench`: run benchmarks/run.py of the checkout around the working folder (not in the wheel)."""
+    import subprocess
+
+    script = next((d / "benchmarks" / "run.py" for d in [Path.cwd(), *Path.cwd().parents]
+                   if (d / "benchmarks" / "run.py").is_file()), None)
+    if script is None:
+        print("sdedge bench: the benchmarks live in the source checkout, not in the installed package. Run it "
+              "from a clone: `git clone <sdedge repo> && cd sdedge && python benchmarks/run.py --quick` "
+              "(docs/BENCHMARKS.md).", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(script), *args])
 
 
 def _settings(**overrides: object) -> Settings:

@@ -14,13 +14,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+import serverproc
 from sdedge.app import create_app
 from sdedge.config import Settings
 
-FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-sd-int8-ov"
+FIXTURE_MODEL = serverproc.FIXTURE_MODEL
 # One OpenVINO compile cache for the whole run: every app and server compiles the same tiny models, and a
 # warm cache turns each start's compile into a read. (Tests of the cache itself use their own folder.)
 SHARED_COMPILE_CACHE = Path(tempfile.mkdtemp(prefix="sdedge-test-ov-cache-"))
+serverproc.EXTRA_ENV["COMPILE_CACHE_DIR"] = str(SHARED_COMPILE_CACHE)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,4 +1,4 @@
-"""Run `sdedge serve` as a real process on a free port, for end-to-end tests."""
+"""Run `sdedge serve` as a real process on a free port, for end-to-end tests (and benchmarks/)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXTURE_MODEL, SHARED_COMPILE_CACHE
+FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "tiny-sd-int8-ov"  # conftest's; no pytest import here
+# Settings every tuned server gets; the tests' conftest adds its shared compile cache, benchmarks add nothing
+# (they measure cold starts).
+EXTRA_ENV: dict[str, str] = {}
 
 
 _started: list[ServerProcess] = []
@@ -53,13 +56,13 @@ class ServerProcess:
     AUTO_DOWNLOAD_MODELS=false, and starts in tmp_path/"work", an empty folder: the README's way.
     """
 
-    def __init__(self, tmp_path: Path, *, defaults: bool = False, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *, defaults: bool = False, model: Path = FIXTURE_MODEL, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        only_model = {"HOST": "127.0.0.1", "PORT": str(self.port), "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL)}
+        only_model = {"HOST": "127.0.0.1", "PORT": str(self.port), "STABLE_DIFFUSION_REPO_ID": str(model)}
         tuned = {
             "MODELS_CACHE_DIR": str(tmp_path / "models"),
-            "COMPILE_CACHE_DIR": str(SHARED_COMPILE_CACHE),
+            **EXTRA_ENV,
             "GENERATED_IMAGES_DIR": str(tmp_path / "generated"),
             "DEFAULT_SIZE": "64",
             "MIN_SIZE": "32",
@@ -82,12 +85,12 @@ class ServerProcess:
         _started.append(self)
         return self
 
-    def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
+    def wait_ready(self, timeout: float = 120, path: str = "/health") -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc and self.proc.poll() is None, f"server exited: {self.log()}"
             try:
-                status, body = self.request("GET", "/health")
+                status, body = self.request("GET", path)
                 if status == 200:
                     return body
             except OSError:
