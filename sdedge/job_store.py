@@ -69,9 +69,11 @@ jobs_table = Table(
     Column("heartbeat_at", Float, nullable=True),
     Column("lease_expires_at", Float, nullable=True),  # a running job's claim lapses then (database clock)
     Column("node", String(64), nullable=True),  # the node that runs or ran it
+    Column("owner", String(40), nullable=True),  # users.id of the submitter; None: no accounts then
 )
 Index("jobs_claim_order", jobs_table.c.status, jobs_table.c.priority, jobs_table.c.seq)
 Index("jobs_leases", jobs_table.c.status, jobs_table.c.lease_expires_at)
+Index("jobs_owner_status", jobs_table.c.owner, jobs_table.c.status)
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Job:
     finished_at: float | None = None
     idempotency_key: str | None = None
     node: str | None = None  # the node that runs or ran it
+    owner: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Job:
@@ -111,6 +114,7 @@ class Job:
             attempts=row["attempts"], cancel_requested=bool(row["cancel_requested"]),
             started_at=row["started_at"], finished_at=row["finished_at"], idempotency_key=row["idempotency_key"],
             node=row.get("node"),
+            owner=row.get("owner"),
         )
 
 
@@ -153,7 +157,7 @@ class JobStore:
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, job_type: str, request: dict[str, Any], params: dict[str, Any], *, priority: int = 0,
-            idempotency_key: str | None = None) -> tuple[Job, bool]:
+            idempotency_key: str | None = None, owner: str | None = None) -> tuple[Job, bool]:
         """Insert a queued job; with a known idempotency key return the existing job and False."""
         if idempotency_key and (existing := self.find_by_key(idempotency_key)):
             return existing, False
@@ -162,7 +166,7 @@ class JobStore:
                "seq": time.time_ns() / 1e9, "idempotency_key": idempotency_key, "request": json.dumps(request),
                "params": json.dumps(params), "files": "[]", "bytes": 0, "attempts": 0,
                "cancel_requested": False, "created_at": now, "progress_total": params.get("steps", 0) or 0,
-               "progress_step": 0}
+               "progress_step": 0, "owner": owner}
         try:
             with self.db.begin() as conn:
                 conn.execute(jobs_table.insert().values(**row))
@@ -339,10 +343,13 @@ class JobStore:
             row = conn.execute(select(jobs_table).where(jobs_table.c.idempotency_key == key)).mappings().first()
         return Job.from_row(row) if row else None
 
-    def list_jobs(self, status: str | None, limit: int, before: float | None) -> list[Job]:
-        """Jobs newest first, optionally of one status and created before a time (for paging)."""
+    def list_jobs(self, status: str | None, limit: int, before: float | None, *, owner: str | None = None,
+                  any_owner: bool = True) -> list[Job]:
+        """Jobs newest first, optionally of one status, created before a time (for paging), of one owner."""
         c = jobs_table.c
         query = select(jobs_table).order_by(c.seq.desc()).limit(limit)
+        if not any_owner:
+            query = query.where(c.owner == owner)
         if status:
             query = query.where(c.status == status)
         if before is not None:
@@ -365,11 +372,14 @@ class JobStore:
                                 .order_by(jobs_table.c.started_at)).mappings().all()
         return [Job.from_row(row) for row in rows]
 
-    def counts(self) -> dict[str, int]:
-        """Number of jobs per status."""
+    def counts(self, *, owner: str | None = None) -> dict[str, int]:
+        """Number of jobs per status (of one owner's jobs, when given)."""
         c = jobs_table.c
+        query = select(c.status, func.count()).group_by(c.status)
+        if owner is not None:
+            query = query.where(c.owner == owner)
         with self.db.connect() as conn:
-            rows = conn.execute(select(c.status, func.count()).group_by(c.status)).all()
+            rows = conn.execute(query).all()
         return {status.value: 0 for status in JobStatus} | {s: n for s, n in rows}
 
     def average_seconds(self, last: int = 50) -> float | None:
