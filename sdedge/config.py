@@ -101,6 +101,38 @@ class Settings(BaseSettings):
     default_size: int = Field(512, ge=8, description="Width and height when a request gives none.")
     default_sampler: str = Field("euler_a", description="Sampler when a request gives none.")
 
+    # Security (accounts exist once `sdedge users add` created one; see README "Security")
+    secret_key: str | None = Field(
+        None, description="Signs session cookies; default: a random key made once in DATA_DIR/secret_key (mode 0600)."
+    )
+    session_days: float = Field(30.0, gt=0, description="Days a browser login lasts.")
+    allowed_hosts: str = Field(
+        "", description="Host names the server answers, comma-separated ('*': any; '.example.org': its subdomains); "
+                        "empty: this machine's names, localhost, BASE_URL's host and any IP address."
+    )
+    cors_origins: str = Field(
+        "", description="Other web origins allowed to call the API from a browser, comma-separated (e.g. "
+                        "http://192.168.1.20:3000); empty: none."
+    )
+    rate_limit: str = Field(
+        "30/minute", description="Submissions per user (per address when there are no accounts), e.g. '30/minute; "
+                                 "500/hour'; empty: no limit."
+    )
+    login_rate_limit: str = Field("10/minute", description="Failed logins per client address before HTTP 429.")
+    max_queued_per_user: int = Field(
+        25, ge=0, description="Most queued jobs one user may have; more get HTTP 429 (0: only MAX_QUEUE_SIZE)."
+    )
+    trusted_proxy: str | None = Field(
+        None, description="Address of a reverse proxy whose X-Forwarded-* headers are believed ('*': any; waitress's "
+                          "trusted_proxy)."
+    )
+    trusted_proxy_count: int = Field(1, ge=1, description="How many proxies in front of sdedge (waitress's "
+                                                           "trusted_proxy_count).")
+    trusted_proxy_headers: str = Field(
+        "x-forwarded-for x-forwarded-proto", description="Headers taken from the trusted proxy: x-forwarded-for, "
+        "-proto, -host, -port, forwarded (waitress's trusted_proxy_headers)."
+    )
+
     @field_validator("openvino_device")
     @classmethod
     def _known_device(cls, value: str) -> str:
@@ -120,6 +152,18 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_model_folder(cls, value: str) -> str:
         return str(resolve_path(Path(value))) if looks_like_local_path(value) else value
+
+    @field_validator("rate_limit", "login_rate_limit")
+    @classmethod
+    def _rate_limit_syntax(cls, value: str) -> str:
+        from limits import parse_many  # flask-limiter's own parser, so the server reads what is checked here
+
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"must look like '30/minute' or '10/minute; 200/hour', got {value!r}") from None
+        return value.strip()
 
     @field_validator("base_url")
     @classmethod
@@ -146,6 +190,16 @@ class Settings(BaseSettings):
     def job_database_url(self) -> str:
         """DATABASE_URL, or an SQLite file in DATA_DIR."""
         return self.database_url or f"sqlite:///{self.data_dir / 'jobs.db'}"
+
+    @property
+    def allowed_host_names(self) -> list[str]:
+        """ALLOWED_HOSTS as lower-case names (empty: the automatic list)."""
+        return split_list(self.allowed_hosts.lower())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """CORS_ORIGINS as a list, without trailing slashes."""
+        return [origin.rstrip("/") for origin in split_list(self.cors_origins)]
 
     def ov_properties(self) -> dict[str, object]:
         """OpenVINO compile properties from the settings (cache, threads, hint, mmap)."""
@@ -174,6 +228,11 @@ def looks_like_local_path(repo_id: str) -> bool:
         return False
     shaped_like_path = value.startswith(("/", ".", "~")) or value.count("/") > 1 or any(c in value for c in "\\:")
     return shaped_like_path or Path(value).expanduser().is_dir()
+
+
+def split_list(value: str) -> list[str]:
+    """A comma- or space-separated setting as its items."""
+    return [item for item in value.replace(",", " ").split() if item]
 
 
 class SettingsError(Exception):

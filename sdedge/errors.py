@@ -4,9 +4,12 @@
     ├── InvalidRequest               400 invalid_request
     │   ├── UnsupportedMediaType     415 unsupported_media_type
     │   └── PayloadTooLarge          413 payload_too_large
+    ├── Unauthorized                 401 unauthorized (with WWW-Authenticate)
+    ├── Forbidden                    403 forbidden
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict
     ├── QueueFull                    429 queue_full
+    ├── RateLimited                  429 rate_limited
     ├── ModelError                   503 model_unavailable
     │   ├── ModelNotReady            503 model_not_ready
     │   └── ModelDownloadError       503 model_download_failed
@@ -77,6 +80,20 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class Unauthorized(SdedgeError):
+    """No credential, or a wrong one, where one is needed."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(SdedgeError):
+    """The request is refused whoever makes it (e.g. a cross-site form post)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(SdedgeError):
     """No such resource."""
 
@@ -96,6 +113,13 @@ class QueueFull(SdedgeError):
 
     status_code = 429
     code = "queue_full"
+
+
+class RateLimited(SdedgeError):
+    """Too many requests from one user or address in a time window."""
+
+    status_code = 429
+    code = "rate_limited"
 
 
 class ModelError(SdedgeError):

@@ -3,6 +3,9 @@
 Submit (validate, idempotency, queue room, store inputs, add, notify), run-and-wait for the blocking
 routes, cancel, interrupt, delete, and the job's public view with its file URLs. Route modules only
 translate their protocol to and from these calls.
+
+Every call that reads or changes jobs takes the caller (a `Principal`): ownership is checked here and
+nowhere else. Another user's job or file is a 404, exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ from sdedge import input_files
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.errors import (
-    Conflict, DatabaseUnavailable, GenerationTimeout, InvalidRequest, ModelError, ModelNotReady, QueueFull, detail, error_for,
+    Conflict, DatabaseUnavailable, GenerationTimeout, InvalidRequest, ModelError, ModelNotReady, NotFound, QueueFull,
+    detail, error_for,
 )
+from sdedge.fair_use import check_queue_share
 from sdedge.file_store import FileStore, remove_job_files
 from sdedge.job_store import Job, JobStatus, JobStore
 from sdedge.modes import mode_spec
 from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
+from sdedge.ownership import check_visible, job_id_of_file, owned_key
+from sdedge.principal import SYSTEM, Principal
 from sdedge.request_schemas import GenerateRequest
 from sdedge.worker import Progress, Worker
 
@@ -74,27 +81,29 @@ class GenerationService:
 
     # -- submitting ------------------------------------------------------------------------------
     def submit(self, mode: str, body: dict[str, Any], files: dict[str, bytes] | None = None,
-               idempotency_key: str | None = None) -> Submission:
-        """Validate and queue a generation; the same idempotency key returns the first job."""
+               idempotency_key: str | None = None, *, caller: Principal) -> Submission:
+        """Validate and queue a generation owned by caller; the same idempotency key returns the first job."""
         spec = mode_spec(mode)
         self._check_accepting()
         parsed = spec.request_model.model_validate({**body, **(files or {})})
-        key = idempotency_key or parsed.transaction_key
+        key = owned_key(idempotency_key or parsed.transaction_key, caller)
         if key and (existing := self.job_store.find_by_key(key)):
             return Submission(existing, False)
         self._check_image_support(parsed)
         self._check_queue_room()
+        check_queue_share(self.job_store, self.settings, caller)
         params, stored = input_files.prepare(parsed, self.settings, self.input_file_store)
         job, created = self.job_store.add(spec.mode.value, input_files.stored_request(body, parsed),
                                           {**params.to_dict(), input_files.PARAMS_KEY: stored},
-                                          priority=parsed.priority, idempotency_key=key)
+                                          priority=parsed.priority, idempotency_key=key, owner=caller.owner)
         if not created:  # lost an idempotency race: the other submission's inputs are the job's
             self.input_file_store.delete(list(stored.values()))
         self.notifier.notify()
         return Submission(job, created)
 
     def run(self, mode: str, body: dict[str, Any], files: dict[str, bytes] | None = None,
-            idempotency_key: str | None = None, *, timeout: float | None = None, allow_unfinished: bool = False) -> Job:
+            idempotency_key: str | None = None, *, caller: Principal, timeout: float | None = None,
+            allow_unfinished: bool = False) -> Job:
         """Submit and wait for the job (blocking routes), then return it as it ended.
 
         The wait is bounded twice: QUEUE_WAIT_TIMEOUT while the job is queued, then JOB_TIMEOUT while it
@@ -104,9 +113,10 @@ class GenerationService:
         wait ends after timeout seconds and the job is returned as it is.
         """
         self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
-        fingerprint = None if idempotency_key else _fingerprint(mode, body, files)
+        # A retry joins the same user's job only: the fingerprint is scoped like an idempotency key.
+        fingerprint = None if idempotency_key else owned_key(_fingerprint(mode, body, files), caller)
         with self._in_flight_lock:  # two copies of one call arriving together still make one job
-            job = self._in_flight_job(fingerprint) or self.submit(mode, body, files, idempotency_key).job
+            job = self._in_flight_job(fingerprint) or self.submit(mode, body, files, idempotency_key, caller=caller).job
             if fingerprint:
                 self._in_flight[fingerprint] = job.id
         try:
@@ -132,7 +142,7 @@ class GenerationService:
 
     def _give_up(self, job: Job, message: str) -> None:
         with contextlib.suppress(Conflict):  # it may have ended just now
-            self.cancel(job.id)
+            self.cancel(job.id, SYSTEM)  # the caller's own job, given up on by the service
         raise GenerationTimeout(message, detail(None, message, "timeout", job_id=job.id))
 
     def _in_flight_job(self, fingerprint: str | None) -> Job | None:
@@ -183,24 +193,26 @@ class GenerationService:
                             {"Retry-After": str(max(1, math.ceil(average)))})
 
     # -- controlling -----------------------------------------------------------------------------
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, caller: Principal) -> Job:
         """Cancel a queued job now, or a running one at its next step."""
+        self.get(job_id, caller)
         self.worker.request_cancel(job_id)
         job = self.job_store.cancel(job_id)
         self.notifier.notify()
         return job
 
-    def interrupt(self) -> Job | None:
-        """Stop the job this process is running (A1111's interrupt), if any."""
-        live = self.worker.current
+    def interrupt(self, caller: Principal) -> Job | None:
+        """Stop the job this process is running (A1111's interrupt), if it is the caller's."""
+        live = self.live(caller=caller)
         if live is None:
             return None
         with contextlib.suppress(Conflict):  # it ended on its own meanwhile
-            return self.cancel(live.job_id)
+            return self.cancel(live.job_id, caller)
         return None
 
-    def delete(self, job_id: str) -> Job:
+    def delete(self, job_id: str, caller: Principal) -> Job:
         """Remove a finished job and its files."""
+        self.get(job_id, caller)
         job = self.job_store.delete(job_id)
         remove_job_files(self.images, self.input_file_store, job)
         return job
@@ -216,32 +228,44 @@ class GenerationService:
             return exc.message
         return None
 
-    def get(self, job_id: str) -> Job:
-        """One job, or NotFound."""
-        return self.job_store.get(job_id)
+    def get(self, job_id: str, caller: Principal) -> Job:
+        """One job the caller may see, or NotFound."""
+        return check_visible(self.job_store.get(job_id), caller)
 
-    def list_jobs(self, status: str | None, limit: int, before: str | None) -> tuple[list[Job], str | None]:
-        """Jobs newest first, and the id to page on from (None on the last page)."""
+    def list_jobs(self, status: str | None, limit: int, before: str | None,
+                  caller: Principal) -> tuple[list[Job], str | None]:
+        """The caller's jobs (admins: all) newest first, and the id to page on from (None on the last page)."""
         if status and status not in {s.value for s in JobStatus}:
             message = f"unknown status {status!r}"
             raise InvalidRequest(message, detail("status", message, "enum", valid=[s.value for s in JobStatus]))
-        before_seq = self.job_store.get(before).seq if before else None
-        jobs = self.job_store.list_jobs(status, limit, before_seq)
+        before_seq = self.get(before, caller).seq if before else None
+        jobs = self.job_store.list_jobs(status, limit, before_seq, owner=caller.owner, any_owner=caller.sees_all)
         return jobs, jobs[-1].id if len(jobs) == limit else None
 
-    def live(self, job: Job | None = None) -> Progress | None:
-        """The running job's live progress in this process (for job, when given and it is that job)."""
+    def live(self, job: Job | None = None, caller: Principal | None = None) -> Progress | None:
+        """The running job's live progress in this process (for job, when given and it is that job; when
+        caller is given, only if it is the caller's job)."""
         current = self.worker.current
         if current is None or (job is not None and current.job_id != job.id):
             return None
+        if caller is not None and not caller.sees_all:
+            try:
+                self.get(current.job_id, caller)
+            except NotFound:
+                return None
         return current
 
     def file_url(self, filename: str) -> str:
         """Link to a generated file; absolute when BASE_URL is set."""
         return f"{self.settings.base_url or ''}/generated/{filename}"
 
-    def file_path(self, filename: str) -> Path | None:
-        """A generated file's path, when it is one of ours and exists."""
+    def file_path(self, filename: str, caller: Principal) -> Path | None:
+        """A generated file's path, when it is one of ours, exists, and belongs to a job the caller may see."""
+        if not caller.sees_all:
+            try:
+                self.get(job_id_of_file(filename) or "", caller)
+            except NotFound:
+                return None
         return self.images.path(filename)
 
     def read_file(self, filename: str) -> bytes | None:
@@ -308,11 +332,13 @@ class GenerationService:
         return {"images": [self.file_url(f) for f in result["files"]],
                 **{k: v for k, v in result.items() if k != "files"}}
 
-    def queue_status(self) -> dict[str, Any]:
-        """Queue statistics in the seed's field names, plus the running job."""
+    def queue_status(self, caller: Principal) -> dict[str, Any]:
+        """Queue statistics in the seed's field names (every job counts), plus the running job (its id only
+        when it is the caller's)."""
         counts = self.job_store.counts()
         average = self.job_store.average_seconds()
         current = self.worker.current
+        mine = current is not None and self.live(caller=caller) is current
         return {
             # a job whose images are being written is done with the device: not "processing"
             "queuedJobs": counts["queued"], "processingJobs": max(0, counts["running"] - len(self.worker.saving)),
@@ -321,7 +347,7 @@ class GenerationService:
             "averageProcessingTime": round(average * 1000) if average is not None else None,
             "maxQueueSize": self.settings.max_queue_size,
             "currentJob": None if current is None else {
-                "id": current.job_id, "step": current.step, "total": current.total,
+                "id": current.job_id if mine else None, "step": current.step, "total": current.total,
                 "percent": round(100 * current.fraction, 1), "eta_seconds": current.eta_seconds()},
             "runningJobs": [{"id": job.id, "node": self._node(job.node), **self.progress(job)}
                             for job in self.job_store.running()],

@@ -18,6 +18,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from sdedge import __version__
+from sdedge.auth import caller
 from sdedge.errors import InvalidRequest
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
@@ -221,12 +222,12 @@ def _generate(job_type: str, req: Txt2ImgRequest, body: dict[str, Any], files: d
               ) -> Response:
     """Queue the job, wait for it (A1111 clients block), answer with its images."""
     svc = services()
-    job = svc.generation.run(job_type, body, files)
+    job = svc.generation.run(job_type, body, files, caller=caller())
     if job.status is JobStatus.CANCELED:  # interrupted: A1111 answers 200 with what it has
         info: dict[str, Any] = {"interrupted": True, "job_id": job.id, "error": job.error}
         return jsonify(GenerationResponse(images=[], parameters=_echo(req), info=json.dumps(info)).model_dump())
     svc.generation.raise_if_failed(job)
-    paths = [path for name in svc.generation.result_files(job) if (path := svc.generation.file_path(name))]
+    paths = [path for name in svc.generation.result_files(job) if (path := svc.generation.file_path(name, caller()))]
     images = [base64.b64encode(path.read_bytes()).decode() for path in paths] if req.send_images else []
     info = _info(svc, job, req, paths)
     return jsonify(GenerationResponse(images=images, parameters=_echo(req), info=json.dumps(info)).model_dump())
@@ -285,13 +286,13 @@ def progress() -> Response:
     """Progress of the running job, with its latest preview unless skip_current_image=true."""
     generation = services().generation
     skip = ProgressQuery.model_validate(request.args.to_dict()).skip_current_image
-    queue = generation.queue_status()
+    queue = generation.queue_status(caller())
     waiting = queue["queuedJobs"] + queue["processingJobs"]
-    live = generation.live()
+    live = generation.live(caller=caller())  # only the caller's own running job
     if live is None:
         idle = ProgressResponse(progress=0.0, eta_relative=0.0, state=ProgressState(job_count=waiting))
         return jsonify(idle.model_dump())
-    job = generation.get(live.job_id)
+    job = generation.get(live.job_id, caller())
     state = ProgressState(interrupted=job.cancel_requested, stopping_generation=job.cancel_requested, job=job.id,
                           job_count=waiting, job_timestamp=_timestamp(job.started_at or job.created_at),
                           sampling_step=live.step, sampling_steps=live.total)
@@ -306,8 +307,8 @@ def progress() -> Response:
 @bp.post("/skip")
 @documented(responses={200: Empty})
 def interrupt() -> Response:
-    """Stop the running job at its next step; its caller gets 200 with no images (skip does the same)."""
-    services().generation.interrupt()
+    """Stop the caller's running job at its next step; its request gets 200 with no images (skip does the same)."""
+    services().generation.interrupt(caller())
     return jsonify({})
 
 

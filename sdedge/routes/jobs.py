@@ -10,9 +10,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
+from sdedge.auth import caller
 from sdedge.job_store import JobStatus
 from sdedge.modes import MODES
 from sdedge.openapi_spec import documented
+from sdedge.principal import Principal
 from sdedge.response_schemas import CanceledJob, DeletedJob, JobList, JobView, QueueStatus
 from sdedge.routes.http_input import idempotency_key, query_args, request_body
 from sdedge.service import MAX_LIST_LIMIT, GenerationService
@@ -38,7 +40,7 @@ def submit_mode(mode: str) -> tuple[Response, int]:
     """Queue a job of one mode; 202 with the job (200 when an idempotency key matched)."""
     generation = services().generation
     body, files = request_body()
-    submission = generation.submit(mode, body, files, idempotency_key())
+    submission = generation.submit(mode, body, files, idempotency_key(), caller=caller())
     return jsonify(generation.view(submission.job)), 202 if submission.created else 200
 
 
@@ -52,7 +54,7 @@ for _mode in MODES:
 def get_job(job_id: str) -> Response:
     """One job with progress, preview, result or error."""
     generation = services().generation
-    return jsonify(generation.view(generation.get(job_id)))
+    return jsonify(generation.view(generation.get(job_id, caller())))
 
 
 @bp.get("/jobs")
@@ -62,7 +64,7 @@ def list_jobs() -> Response:
     generation = services().generation
     query = query_args(JobListQuery)
     status = query.status.value if query.status else None
-    jobs, next_before = generation.list_jobs(status, query.limit, query.before)
+    jobs, next_before = generation.list_jobs(status, query.limit, query.before, caller())
     return jsonify({"jobs": [generation.view(j) for j in jobs], "next_before": next_before})
 
 
@@ -71,39 +73,40 @@ def list_jobs() -> Response:
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now, or a running one at its next step."""
     generation = services().generation
-    return jsonify({"success": True, **generation.view(generation.cancel(job_id))})
+    return jsonify({"success": True, **generation.view(generation.cancel(job_id, caller()))})
 
 
 @bp.delete("/jobs/<job_id>")
 @documented(responses={200: DeletedJob})
 def delete_job(job_id: str) -> Response:
     """Remove a finished job and its images."""
-    return jsonify({"deleted": services().generation.delete(job_id).id})
+    return jsonify({"deleted": services().generation.delete(job_id, caller()).id})
 
 
 @bp.get("/queue/status")
 @documented(responses={200: QueueStatus})
 def queue_status() -> Response:
     """Queue statistics in the seed's field names, plus the running job."""
-    return jsonify(services().generation.queue_status())
+    return jsonify(services().generation.queue_status(caller()))
 
 
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str) -> Response:
     """Server-Sent Events: `progress` and `preview` as they happen, `done` at the end."""
     generation = services().generation
-    generation.get(job_id)  # 404 before the stream starts
-    stream = stream_with_context(_event_stream(generation, job_id))
+    who = caller()
+    generation.get(job_id, who)  # 404 before the stream starts
+    stream = stream_with_context(_event_stream(generation, job_id, who))
     return Response(stream, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _event_stream(generation: GenerationService, job_id: str) -> Iterator[str]:
+def _event_stream(generation: GenerationService, job_id: str, who: Principal) -> Iterator[str]:
     sent: dict[str, Any] = {"progress": None, "preview": None}
     seen = generation.notifier.version()
     last_sent = time.monotonic()
     while True:
-        view = generation.view(generation.get(job_id))
+        view = generation.view(generation.get(job_id, who))
         events = _new_events(view, sent)
         if events:
             yield "".join(events)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, send_file
 
 from sdedge import server_status
+from sdedge.auth import caller, health_view
 from sdedge.errors import NotFound, error_for
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
@@ -26,8 +27,8 @@ def generate_image() -> tuple[Response, int]:
     svc = services()
     body, files = request_body()
     mode = str(body.pop("mode", "text2img"))
-    job = svc.generation.run(mode, body, files, idempotency_key(), timeout=svc.settings.request_timeout,
-                             allow_unfinished=True)
+    job = svc.generation.run(mode, body, files, idempotency_key(), caller=caller(),
+                             timeout=svc.settings.request_timeout, allow_unfinished=True)
     if job.status is JobStatus.SUCCEEDED:
         return jsonify(image_response(svc.generation, job)), 200
     if job.status.finished:
@@ -54,7 +55,7 @@ def image_response(generation: GenerationService, job: Job) -> dict[str, Any]:
 @bp.get("/generated/<path:filename>")
 def generated_file(filename: str) -> Response:
     """Serve a generated PNG; anything that is not one of our file names is a 404."""
-    path = services().generation.file_path(filename)
+    path = services().generation.file_path(filename, caller())
     if path is None:
         raise NotFound(f"no generated file {filename!r}")
     return send_file(path, mimetype="image/png", max_age=86400)
@@ -63,14 +64,15 @@ def generated_file(filename: str) -> Response:
 @bp.get("/health")
 @documented(responses={200: Health, 503: Health})
 def health() -> tuple[Response, int]:
-    """Readiness for monitors: 200 when images can be generated, else 503 with the reason."""
+    """Readiness for monitors: 200 when images can be generated, else 503 with the reason (anonymous
+    callers on a server with accounts get only status and reason)."""
     svc = services()
     problem = svc.generation.database_problem()
     body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at, problem)
     body["node"] = {"id": svc.generation.nodes.node, "name": svc.generation.nodes.name}
     if problem is None and not svc.generation.job_store.is_local:
         body["nodes"] = svc.generation.fleet()  # a fleet on one database: every node's state
-    return jsonify(body), 200 if body["ready"] else 503
+    return jsonify(health_view(body, caller())), 200 if body["ready"] else 503
 
 
 @bp.get("/health/live")

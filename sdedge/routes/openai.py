@@ -15,6 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.datastructures import FileStorage
 
+from sdedge.auth import caller
 from sdedge.errors import InvalidRequest, NotFound, SdedgeError, UnsupportedMediaType, error_for
 from sdedge.image_fitting import within_limits
 from sdedge.job_store import Job, JobStatus
@@ -233,7 +234,7 @@ def _run(job_type: str, req: ImageGenerationRequest, body: dict[str, Any],
          files: dict[str, bytes] | None = None) -> Response:
     """Queue the job (uploads as raw bytes), wait for it, and answer with its images."""
     generation = services().generation
-    job = generation.run(job_type, body, files)
+    job = generation.run(job_type, body, files, caller=caller())
     if job.status is not JobStatus.SUCCEEDED:  # failed or canceled: its stored error, in OpenAI's shape
         raise error_for(job.error or {})
     return jsonify(_images_response(generation, job, req.response_format or "b64_json").model_dump(exclude_none=True))
