@@ -13,6 +13,7 @@ from sdedge.config import Settings, load_settings
 from sdedge.errors import register_error_handlers
 from sdedge.foreign_errors import DATABASE_ERRORS
 from sdedge.routes import openai, register_blueprints
+from sdedge.security import init_security
 from sdedge.services import build_services
 
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     app.extensions["sdedge"] = svc = build_services(settings)
     register_error_handlers(app, foreign=DATABASE_ERRORS, renderers={"/v1/": openai.openai_error})
     register_blueprints(app)
+    init_security(app, svc)
     if load_model:
         svc.loader.start()
     svc.worker.start()

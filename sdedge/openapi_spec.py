@@ -27,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 REF = "#/components/schemas/{model}"
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 TAGS = {"api": "core", "jobs": "jobs", "a1111": "AUTOMATIC1111", "openai": "OpenAI", "page": "page",
-        "openapi": "documentation"}
+        "openapi": "documentation", "account": "accounts"}
 
 
 class ErrorDetail(BaseModel):

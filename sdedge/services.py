@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from sdedge.accounts import AccountStore
+from sdedge.auth import Authenticator
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.file_store import FileStore
@@ -27,6 +29,8 @@ class Services:
     loader: EngineLoader
     images: FileStore  # generated PNGs and previews, served under /generated/
     worker: Worker
+    accounts: AccountStore  # users and API tokens, in the job database
+    auth: Authenticator
     started_at: float = field(default_factory=time.time)
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -50,4 +54,5 @@ def build_services(settings: Settings) -> Services:
     nodes = NodeRegistry(job_store.db, node_id(settings.data_dir), settings.node_name or default_node_name())
     worker = Worker(settings, job_store, images, input_file_store, loader, notifier, nodes)
     generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker, nodes)
-    return Services(settings, generation, loader, images, worker)
+    accounts = AccountStore(job_store.db)
+    return Services(settings, generation, loader, images, worker, accounts, Authenticator(accounts, settings))
