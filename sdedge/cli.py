@@ -1,4 +1,4 @@
-"""The `sdedge` command: serve, download, convert, generate."""
+"""The `sdedge` command: serve, download, convert, generate, users, tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sdedge import __version__
+from sdedge import __version__, cli_accounts
 from sdedge.config import Settings, SettingsError, load_settings
 from sdedge.errors import SdedgeError, invalid_from_pydantic
 
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--height", type=int)
     generate.add_argument("--seed", type=int)
     generate.add_argument("--sampler")
+    cli_accounts.add_commands(sub)
     return parser
 
 
@@ -113,7 +114,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # max_request_body_size: a body over MAX_REQUEST_BYTES is refused from its Content-Length, before
     # waitress buffers it (its own default is 1 GiB).
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads,
-                                    ident="sdedge", send_bytes=1, max_request_body_size=settings.max_request_bytes)
+                                    ident="sdedge", send_bytes=1, max_request_body_size=settings.max_request_bytes,
+                                    **proxy_options(settings))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     log.info("sdedge %s listening on http://%s:%d/", __version__, settings.host, settings.port)
     try:
@@ -124,6 +126,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.close()
         app.extensions["sdedge"].shutdown()
     return 0
+
+
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """waitress's trusted-proxy options: X-Forwarded-* headers are believed from TRUSTED_PROXY only."""
+    if not settings.trusted_proxy:
+        return {}
+    return {"trusted_proxy": settings.trusted_proxy, "trusted_proxy_count": settings.trusted_proxy_count,
+            "trusted_proxy_headers": settings.trusted_proxy_headers, "clear_untrusted_proxy_headers": True}
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -183,4 +193,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "download": cmd_download,
     "convert": cmd_convert,
     "generate": cmd_generate,
+    **cli_accounts.COMMANDS,
 }
