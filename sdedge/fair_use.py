@@ -44,7 +44,7 @@ def check_queue_share(job_store: JobStore, settings: Settings, caller: Principal
 
 
 def _raise_rate_limited(limit: RequestLimit) -> None:
-    retry = max(1, math.ceil(limit.reset_at - time.time()))
+    retry = max(1, math.ceil(limit.window.reset_time - time.time()))
     message = f"too many submissions: at most {limit.limit} (RATE_LIMIT); retry in {retry} s"
     raise RateLimited(message, detail(None, message, "rate_limit", limit=str(limit.limit), retry_after=retry),
                       {"Retry-After": str(retry)})

@@ -46,7 +46,8 @@ def test_a_user_cannot_see_cancel_or_delete_another_users_job(client: FlaskClien
         assert response.status_code == 404, (method, path, response.status_code)
     assert client.get(f"/jobs?before={job['id']}", headers=alice.bearer).status_code == 404
     assert client.get("/jobs", headers=alice.bearer).get_json()["jobs"] == []
-    assert client.get(image, headers=bob.bearer).status_code == 200
+    own = client.get(image, headers=bob.bearer)
+    assert own.status_code == 200 and "private" in own.headers["Cache-Control"]  # no shared cache keeps it
     assert client.delete(f"/jobs/{job['id']}", headers=bob.bearer).status_code == 200
 
 
