@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from pydantic.json_schema import models_json_schema
 
 from sdedge import __version__
+from sdedge.auth import PUBLIC_ENDPOINTS
 from sdedge.config import Settings
 from sdedge.modes import MODES, ModeSpec
 from sdedge.request_schemas import ImageResponse
@@ -24,6 +25,12 @@ from sdedge.response_schemas import JobView
 from sdedge.samplers import SAMPLERS
 
 F = TypeVar("F", bound=Callable[..., Any])
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API token (`sdedge tokens create`)."},
+    "basic": {"type": "http", "scheme": "basic", "description": "user:password or user:token (A1111 clients)."},
+    "session": {"type": "apiKey", "in": "cookie", "name": "sdedge_session",
+                "description": "The page's login (POST /auth/login)."},
+}
 REF = "#/components/schemas/{model}"
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 TAGS = {"api": "core", "jobs": "jobs", "a1111": "AUTOMATIC1111", "openai": "OpenAI", "page": "page",
@@ -127,6 +134,8 @@ def build_document(app: Flask) -> dict[str, Any]:
         for method in sorted((rule.methods or set()) - SKIPPED_METHODS):
             operation = _operation(app, rule.endpoint, method, docs[rule.endpoint], schemas)
             operation["parameters"] = params + operation["parameters"]
+            if rule.endpoint in PUBLIC_ENDPOINTS:
+                operation["security"] = [{}]  # answered without a credential, accounts or not
             paths.setdefault(path, {})[method.lower()] = {"operationId": _operation_id(method, path), **operation}
     return {
         "openapi": "3.1.0",
@@ -134,7 +143,9 @@ def build_document(app: Flask) -> dict[str, Any]:
                  "description": "Stable Diffusion on OpenVINO: native, AUTOMATIC1111 and OpenAI-compatible APIs."},
         "tags": [{"name": name} for name in dict.fromkeys(TAGS.values())],
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
+        # Once the server has an account every route needs one of these; with none it is open ({}).
+        "security": [{name: []} for name in SECURITY_SCHEMES] + [{}],
     }
 
 
