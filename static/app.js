@@ -1,5 +1,6 @@
 // sdedge page: loads the server's modes, then wires the form, the Generate bar, the live jobs, the
 // history, the viewer and the status badge.
+import { getSession, initAccount, showLogin } from "./js/account.js";
 import { initActions, setBusy, setFormReady, showEngine, showOffline } from "./js/actions.js";
 import { ApiError, fieldProblems, getSamplers, listJobs, submitJob } from "./js/api.js";
 import { $, announce, renderError } from "./js/dom.js";
@@ -124,7 +125,13 @@ function loadForm() {
     .finally(() => { state.loading = null; });
 }
 
-function start() {
+async function start() {
+  const session = await getSession();
+  initAccount(session);
+  if (session?.auth_required && !session.user) {
+    showLogin(); // nothing else loads before the login: every other route needs it
+    return;
+  }
   initActions();
   initJobs({ onFinished, onOpen: openViewer });
   initGallery({ onOpen: openViewer });
@@ -133,4 +140,4 @@ function start() {
   loadForm();
 }
 
-start();
+start().catch(console.error);

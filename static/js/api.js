@@ -45,6 +45,9 @@ export async function request(path, { method = "GET", body, signal } = {}) {
     throw networkError();
   }
   const data = await response.json().catch(() => null);
+  if (response.status === 401 && !path.startsWith("/auth/")) {
+    window.dispatchEvent(new CustomEvent("sdedge:unauthorized")); // the session ended: account.js shows the login
+  }
   if (!response.ok) throw errorFromResponse(response, data);
   return data;
 }
@@ -94,6 +97,9 @@ const FRIENDLY = {
   timeout: "The job took too long and was stopped.",
   generation_failed: "Generation failed.",
   internal_error: "The server hit an internal error.",
+  unauthorized: "Please sign in.",
+  forbidden: "The server refused this request.",
+  rate_limited: "Too many requests.",
 };
 
 /** A short headline for an error code, or null when the server's message says it all. */

@@ -122,10 +122,11 @@ class Browsing:
 
     def open(self, viewport: dict[str, int] | None = None, *, phone: bool = False, path: str = "/",
              init_script: str | None = None, server: ServerProcess | None = None, tone: str = "ok",
-             clock: bool = False) -> Any:
+             clock: bool = False, ready: bool = True) -> Any:
         """A page on the server whose badge shows `tone` and whose form is built from GET /modes.
 
-        clock=True installs Playwright's clock, so a test can pause the page's timers (its polling).
+        clock=True installs Playwright's clock, so a test can pause the page's timers (its polling);
+        ready=False returns once the page loaded (e.g. a login form, before the app starts).
         """
         target = server or self.server
         options: dict[str, Any] = {"viewport": viewport or (PHONE if phone else LAPTOP), "base_url": target.base}
@@ -145,6 +146,8 @@ class Browsing:
         if clock:
             page.clock.install()
         page.goto(path)
+        if not ready:
+            return page
         page.wait_for_function(f"document.getElementById('status').dataset.tone === {tone!r}")
         page.wait_for_function("document.getElementById('generate-form').dataset.ready === 'true'")
         return page
