@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PUBLIC_ENDPOINTS = {"api.health", "api.health_live", "api.health_ready", "page.index", "page.asset",
                     "account.session_state", "account.login", "account.logout"}
 OPEN_NOTICE = ("This server has no accounts: anyone on the network can use it. "
-               "Add one with `sdedge users add NAME --admin`.")
+               "Add one with: sdedge users add NAME --admin")
 LOGIN_HINT = ("this server needs a credential: `Authorization: Bearer <token>`, HTTP Basic user:password "
               "(or user:token), or log in on the page")
 USERS_CACHE_SECONDS = 2.0  # a user added by the CLI in another process is noticed within this time

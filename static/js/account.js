@@ -36,7 +36,8 @@ async function login(event) {
     window.location.reload(); // the whole page starts again, now with the session cookie
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    renderError($("login-error"), error.status === 401 ? new ApiError({ ...error, message: "wrong user name or password" }) : error);
+    const wrong = new ApiError({ status: 401, code: "login_failed", message: "wrong user name or password" });
+    renderError($("login-error"), error.status === 401 ? wrong : error);
     $("login-password").select();
     button.disabled = false;
   }
