@@ -144,3 +144,20 @@ def test_start_up_warns_when_an_open_server_listens_on_the_network(tmp_path: Pat
     start_app(make_settings(tmp_path / "b", host="127.0.0.1"))
     warnings = [r.getMessage() for r in caplog.records if "no accounts" in r.getMessage()]
     assert len(warnings) == 1 and "0.0.0.0" in warnings[0]
+
+
+def test_sessions_survive_a_restart_with_the_key_kept_in_data_dir(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    first = start_app(settings)
+    alice = add_account(first, "alice")
+    browser = first.test_client()
+    login(browser, alice)
+    key_file = settings.data_dir / "secret_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text()) >= 64
+    first.extensions["sdedge"].shutdown()
+    second = start_app(make_settings(tmp_path))
+    restarted = second.test_client()
+    restarted.set_cookie("sdedge_session", browser.get_cookie("sdedge_session").value)  # type: ignore[union-attr]
+    assert restarted.get("/jobs").status_code == 200
+    other = start_app(make_settings(tmp_path / "other", secret_key="x" * 40))
+    assert other.secret_key == "x" * 40

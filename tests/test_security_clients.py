@@ -8,6 +8,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -15,23 +16,25 @@ import pytest
 import requests
 import webuiapi
 
+from clients import seed_000
 from serverproc import ServerProcess, sdedge_command
 
 PASSWORD = "a long test password"
 
 
+def cli(proc: ServerProcess, *args: str, stdin: str = "") -> str:
+    """Run an sdedge command as the user would, in the server's folder and environment."""
+    done = subprocess.run([*sdedge_command(), *args], input=stdin, capture_output=True, text=True,
+                          cwd=proc.cwd, env=proc.env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     proc = ServerProcess(tmp_path_factory.mktemp("accounts"), OPENVINO_DEVICE="CPU")
-
-    def cli(*args: str, stdin: str = "") -> str:
-        done = subprocess.run([*sdedge_command(), *args], input=stdin, capture_output=True, text=True,
-                              cwd=proc.cwd, env=proc.env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    cli("users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
-    token = cli("tokens", "create", "alice", "--label", "tests").strip()
+    cli(proc, "users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    token = cli(proc, "tokens", "create", "alice", "--label", "tests").strip()
     proc.start()
     proc.wait_ready()
     yield proc, token
@@ -87,3 +90,29 @@ def test_the_page_and_minimal_health_stay_public(server: tuple[ServerProcess, st
     assert full["access"]["user"] == "alice" and "versions" in full
     evil = requests.get(f"{proc.base}/health/live", headers={"Host": "attacker.example"}, timeout=30)
     assert evil.status_code == 400
+
+
+def login_cookie(base: str, **headers: str) -> str:
+    answer = requests.post(f"{base}/auth/login", json={"username": "alice", "password": PASSWORD},
+                           headers={"Origin": base, **headers}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.headers["Set-Cookie"]
+
+
+def test_forwarded_headers_count_only_from_the_trusted_proxy(server: tuple[ServerProcess, str],
+                                                             tmp_path: Path) -> None:
+    proc, _ = server
+    assert "Secure" not in login_cookie(proc.base, **{"X-Forwarded-Proto": "https"})  # no TRUSTED_PROXY: ignored
+    behind = ServerProcess(tmp_path, OPENVINO_DEVICE="CPU", TRUSTED_PROXY="127.0.0.1")
+    cli(behind, "users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    behind.start()
+    behind.wait_ready()
+    try:
+        assert "Secure" in login_cookie(behind.base, **{"X-Forwarded-Proto": "https"})
+        assert "Secure" not in login_cookie(behind.base)
+    finally:
+        behind.stop()
+
+
+def test_the_seed_000_client_is_refused_without_a_token(server: tuple[ServerProcess, str]) -> None:
+    assert seed_000.refused_without_token(server[0].base) == 401  # "secure user access", as the seed says

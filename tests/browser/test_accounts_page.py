@@ -72,7 +72,7 @@ def test_the_page_logs_in_and_generates_an_image(browsing: Browsing, accounts_se
 def test_a_wrong_password_is_said_on_the_form(browsing: Browsing, accounts_server: ServerProcess) -> None:
     browsing.allow_console(r"status of 401")  # the browser logs the refused login itself
     page = log_in(browsing, accounts_server, password="not the password", viewport=PHONE, phone=True)
-    expect(page.locator("#login-error")).to_contain_text("wrong user name or password")
+    expect(page.locator("#login-error")).to_contain_text(re.compile("wrong user name or password", re.I))
     assert page.locator("main").is_hidden()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     browsing.shot(page, "wrong-password")
