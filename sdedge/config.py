@@ -115,8 +115,8 @@ class Settings(BaseSettings):
                         "http://192.168.1.20:3000); empty: none."
     )
     rate_limit: str = Field(
-        "30/minute", description="Submissions per user (per address when there are no accounts), e.g. '30/minute; "
-                                 "500/hour'; empty: no limit."
+        "120/minute", description="Submissions per user (per address when there are no accounts): a flood guard, "
+                                  "e.g. '30/minute; 500/hour'; empty: no limit."
     )
     login_rate_limit: str = Field("10/minute", description="Failed logins per client address before HTTP 429.")
     max_queued_per_user: int = Field(
