@@ -1,4 +1,5 @@
-"""A job database made before the owner column existed keeps working: the column is added at start-up."""
+"""Migration 0002 (accounts): a job database from before it keeps its jobs, ownerless, and gains the
+owner column, its index and the users and api_tokens tables."""
 
 from __future__ import annotations
 
@@ -33,5 +34,6 @@ def test_an_old_database_gets_the_owner_column_and_keeps_its_jobs(tmp_path: Path
     assert [j.id for j in store.list(None, 10, None, owner="user-1", any_owner=False)] == [new.id]
     with sqlite3.connect(path) as db:
         indexes = {row[1] for row in db.execute("PRAGMA index_list(jobs)")}
-    assert "jobs_owner_status" in indexes
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "jobs_owner_status" in indexes and {"users", "api_tokens", "alembic_version"} <= tables
     JobStore(f"sqlite:///{path}")  # a second start finds nothing to add
