@@ -7,6 +7,7 @@ their job (`job-<hex>-0.png`, `job-<hex>-preview.png`), so a file belongs to the
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sdedge.errors import NotFound
 from sdedge.job_store import Job
@@ -27,6 +28,14 @@ def owned_key(key: str | None, caller: Principal) -> str | None:
     if key is None or caller.owner is None:
         return key
     return f"{caller.owner}:{key}"
+
+
+def mask_nodes(nodes: list[dict[str, Any]], visible: set[str], caller: Principal) -> list[dict[str, Any]]:
+    """The fleet's nodes with each worker's current job id kept only when the caller may see that job."""
+    if caller.sees_all:
+        return nodes
+    return [{**node, "workers": [{**worker, "job": worker.get("job") if worker.get("job") in visible else None}
+                                 for worker in node.get("workers") or []]} for node in nodes]
 
 
 def job_id_of_file(filename: str) -> str | None:

@@ -83,7 +83,7 @@ class DeletedJob(_Open):
 class CurrentJob(_Open):
     """The job this server's device is running."""
 
-    id: str
+    id: str | None = Field(description="Null when it is another user's job.")
     step: int
     total: int
     percent: float
@@ -107,7 +107,8 @@ class Health(_Open):
     """GET /health: 200 when images can be generated, else 503 with the reason."""
 
     status: str
-    ready: bool
+    ready: bool = Field(False, description="Left out, with everything but status and reason, for anonymous "
+                                           "callers of a server with accounts.")
     reason: str | None
 
 

@@ -34,7 +34,7 @@ from sdedge.job_store import Job, JobStatus, JobStore
 from sdedge.modes import mode_spec
 from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
-from sdedge.ownership import check_visible, job_id_of_file, owned_key
+from sdedge.ownership import check_visible, job_id_of_file, mask_nodes, owned_key
 from sdedge.principal import SYSTEM, Principal
 from sdedge.request_schemas import GenerateRequest
 from sdedge.worker import Progress, Worker
@@ -318,9 +318,11 @@ class GenerationService:
             self._node_names = (time.monotonic(), names)
         return {"id": node, "name": names.get(node, node)}
 
-    def fleet(self) -> list[dict[str, Any]]:
-        """The nodes seen within the last three leases, this one first."""
-        return [info.to_dict() for info in self.nodes.live(within_seconds=3 * self.settings.lease_seconds)]
+    def fleet(self, caller: Principal) -> list[dict[str, Any]]:
+        """The nodes seen within the last three leases, this one first (other users' job ids left out)."""
+        nodes = [info.to_dict() for info in self.nodes.live(within_seconds=3 * self.settings.lease_seconds)]
+        visible = set() if caller.sees_all else {j.id for j in self.job_store.running() if caller.can_see(j.owner)}
+        return mask_nodes(nodes, visible, caller)
 
     def _preview_url(self, job: Job, live: Progress | None) -> str | None:
         name = live.preview if live else (job.preview if job.status is JobStatus.RUNNING else None)
@@ -349,7 +351,7 @@ class GenerationService:
             "currentJob": None if current is None else {
                 "id": current.job_id if mine else None, "step": current.step, "total": current.total,
                 "percent": round(100 * current.fraction, 1), "eta_seconds": current.eta_seconds()},
-            "runningJobs": [{"id": job.id, "node": self._node(job.node), **self.progress(job)}
-                            for job in self.job_store.running()],
-            "nodes": self.fleet(),
+            "runningJobs": [{"id": job.id if caller.can_see(job.owner) else None, "node": self._node(job.node),
+                             **self.progress(job)} for job in self.job_store.running()],
+            "nodes": self.fleet(caller),
         }

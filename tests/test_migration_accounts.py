@@ -31,7 +31,7 @@ def test_an_old_database_gets_the_owner_column_and_keeps_its_jobs(tmp_path: Path
     assert old.owner is None and old.status.value == "succeeded"
     new, _ = store.add("text2img", {}, {"steps": 2}, owner="user-1")
     assert store.get(new.id).owner == "user-1"
-    assert [j.id for j in store.list(None, 10, None, owner="user-1", any_owner=False)] == [new.id]
+    assert [j.id for j in store.list_jobs(None, 10, None, owner="user-1", any_owner=False)] == [new.id]
     with sqlite3.connect(path) as db:
         indexes = {row[1] for row in db.execute("PRAGMA index_list(jobs)")}
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

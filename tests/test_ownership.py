@@ -93,7 +93,10 @@ def test_interrupt_stops_only_the_callers_running_job(client: FlaskClient, peopl
     assert progress["current_image"] is None and progress["state"]["job"] == ""
     queue = client.get("/queue/status", headers=alice.bearer).get_json()
     assert queue["processingJobs"] == 1 and queue["currentJob"]["id"] is None
+    assert [j["id"] for j in queue["runningJobs"]] == [None]
+    assert running["id"] not in json.dumps(queue)  # nor in the nodes' worker listing
     assert "secret prompt" not in json.dumps(queue) + json.dumps(progress)
-    assert client.get("/queue/status", headers=bob.bearer).get_json()["currentJob"]["id"] == running["id"]
+    own = client.get("/queue/status", headers=bob.bearer).get_json()
+    assert own["currentJob"]["id"] == running["id"] and [j["id"] for j in own["runningJobs"]] == [running["id"]]
     assert client.post("/sdapi/v1/interrupt", headers=bob.bearer).status_code == 200
     assert finished(client, bob, running["id"])["status"] == "canceled"
