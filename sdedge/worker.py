@@ -74,6 +74,11 @@ class Worker:
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Take jobs in a daemon thread; it first recovers what a crash left running."""
+        if self.job_store.is_local:
+            # No other node writes into these folders, so a partial file is a crash's. Swept here, before
+            # the app answers its first request: a submission's own partial input file is never taken.
+            self.images.sweep_partial_files()
+            self.input_files.sweep_partial_files()
         self._thread = threading.Thread(target=self._loop, name="sdedge-worker", daemon=True)
         self._thread.start()
 
@@ -83,9 +88,6 @@ class Worker:
         requeued, failed = self.job_store.recover(f"{self.node}:", MAX_ATTEMPTS)
         if requeued or failed:
             log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
-        if self.job_store.is_local:  # no other node writes into these folders: a partial file is a crash's
-            self.images.sweep_partial_files()
-            self.input_files.sweep_partial_files()
         self._recovered = True
 
     def stop(self, timeout: float = 10.0) -> None:
