@@ -11,16 +11,18 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from sdedge.database import connect, db_now, metadata
+from sdedge.database import connect, db_now
 from sdedge.errors import Conflict, NotFound, detail, map_exceptions
 from sdedge.foreign_errors import DATABASE_ERRORS
+from sdedge.job_table import claim_filters, jobs_table
 from sdedge.migrations import upgrade_database
 
 
@@ -42,38 +44,7 @@ class JobStatus(str, Enum):
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 FINISHED_VALUES = [s.value for s in FINISHED]
 
-jobs_table = Table(
-    "jobs",
-    metadata,
-    Column("id", String(40), primary_key=True),
-    Column("type", String(32), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("priority", Integer, nullable=False, default=0),
-    Column("seq", Float, nullable=False),  # submission order (FIFO within a priority)
-    Column("idempotency_key", String(200), unique=True, nullable=True),
-    Column("request", Text, nullable=False),  # the request as the client sent it (JSON)
-    Column("params", Text, nullable=False),  # resolved engine parameters (JSON)
-    Column("result", Text, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("progress_step", Integer, nullable=False, default=0),
-    Column("progress_total", Integer, nullable=False, default=0),
-    Column("preview", String(260), nullable=True),
-    Column("files", Text, nullable=False, default="[]"),
-    Column("bytes", Integer, nullable=False, default=0),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("cancel_requested", Boolean, nullable=False, default=False),
-    Column("worker", String(120), nullable=True),
-    Column("created_at", Float, nullable=False),
-    Column("started_at", Float, nullable=True),
-    Column("finished_at", Float, nullable=True),
-    Column("heartbeat_at", Float, nullable=True),
-    Column("lease_expires_at", Float, nullable=True),  # a running job's claim lapses then (database clock)
-    Column("node", String(64), nullable=True),  # the node that runs or ran it
-    Column("owner", String(40), nullable=True),  # users.id of the submitter; None: no accounts then
-)
-Index("jobs_claim_order", jobs_table.c.status, jobs_table.c.priority, jobs_table.c.seq)
-Index("jobs_leases", jobs_table.c.status, jobs_table.c.lease_expires_at)
-Index("jobs_owner_status", jobs_table.c.owner, jobs_table.c.status)
+
 
 
 @dataclass
@@ -101,6 +72,8 @@ class Job:
     idempotency_key: str | None = None
     node: str | None = None  # the node that runs or ran it
     owner: str | None = None
+    model: str | None = None  # the model id asked for; None: the server's default model
+    device: str | None = None  # the device class asked for; None: any worker may run it
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Job:
@@ -114,7 +87,7 @@ class Job:
             attempts=row["attempts"], cancel_requested=bool(row["cancel_requested"]),
             started_at=row["started_at"], finished_at=row["finished_at"], idempotency_key=row["idempotency_key"],
             node=row.get("node"),
-            owner=row.get("owner"),
+            owner=row.get("owner"), model=row.get("model"), device=row.get("device"),
         )
 
 
@@ -157,7 +130,8 @@ class JobStore:
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, job_type: str, request: dict[str, Any], params: dict[str, Any], *, priority: int = 0,
-            idempotency_key: str | None = None, owner: str | None = None) -> tuple[Job, bool]:
+            idempotency_key: str | None = None, owner: str | None = None, model: str | None = None,
+            device: str | None = None) -> tuple[Job, bool]:
         """Insert a queued job; with a known idempotency key return the existing job and False."""
         if idempotency_key and (existing := self.find_by_key(idempotency_key)):
             return existing, False
@@ -166,7 +140,7 @@ class JobStore:
                "seq": time.time_ns() / 1e9, "idempotency_key": idempotency_key, "request": json.dumps(request),
                "params": json.dumps(params), "files": "[]", "bytes": 0, "attempts": 0,
                "cancel_requested": False, "created_at": now, "progress_total": params.get("steps", 0) or 0,
-               "progress_step": 0, "owner": owner}
+               "progress_step": 0, "owner": owner, "model": model, "device": device}
         try:
             with self.db.begin() as conn:
                 conn.execute(jobs_table.insert().values(**row))
@@ -177,15 +151,18 @@ class JobStore:
             return existing, False
         return self.get(job_id), True
 
-    def claim_next(self, worker: str, *, node: str | None = None, lease_seconds: float = 60.0) -> Job | None:
+    def claim_next(self, worker: str, *, node: str | None = None, lease_seconds: float = 60.0,
+                   models: Sequence[str | None] | None = None, devices: Sequence[str] | None = None) -> Job | None:
         """Atomically move the best queued job (priority, then FIFO) to running for this worker, with a lease.
 
-        The claim counts an attempt; the attempt number is the fencing token every later write of this
-        worker names, so a worker whose lease lapsed can never overwrite a newer attempt.
+        `models` limits the claim to jobs for those model ids (None in it: jobs for the default model);
+        `devices` to jobs that asked for no device class or for one of these. The claim counts an attempt;
+        the attempt number is the fencing token every later write of this worker names, so a worker whose
+        lease lapsed can never overwrite a newer attempt.
         """
         c = jobs_table.c
         best = (
-            select(c.id).where(c.status == JobStatus.QUEUED.value)
+            select(c.id).where(c.status == JobStatus.QUEUED.value, *claim_filters(models, devices))
             .order_by(c.priority.desc(), c.seq.asc()).limit(1)
         )
         if self.db.dialect.name == "postgresql":

@@ -30,6 +30,17 @@ def test_claims_follow_priority_then_fifo(store: JobStore) -> None:
     assert store.claim_next("w") is None
 
 
+def test_claims_keep_to_the_models_and_devices_a_worker_can_run(store: JobStore) -> None:
+    default = store.add("text2img", {}, PARAMS)[0].id
+    sdxl = store.add("text2img", {}, PARAMS, model="tiny-sdxl")[0].id
+    on_gpu = store.add("text2img", {}, PARAMS, model="tiny-sdxl", device="GPU")[0].id
+    assert store.get(on_gpu).model == "tiny-sdxl" and store.get(on_gpu).device == "GPU"
+    assert store.claim_next("cpu", models=["tiny-sdxl"], devices=["CPU"]).id == sdxl  # type: ignore[union-attr]
+    assert store.claim_next("cpu", models=["tiny-sdxl"], devices=["CPU"]) is None  # the GPU job waits
+    assert store.claim_next("cpu", models=[None], devices=["CPU"]).id == default  # type: ignore[union-attr]
+    assert store.claim_next("gpu", devices=["GPU"]).id == on_gpu  # type: ignore[union-attr]
+
+
 def test_concurrent_workers_never_claim_the_same_job(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     stores = [JobStore(url) for _ in range(4)]  # separate engines: like separate processes

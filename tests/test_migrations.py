@@ -12,7 +12,8 @@ from sqlalchemy import create_engine, inspect, text
 from pgserver import PostgresServer
 from alembic import command
 
-from sdedge.job_store import JobStore, jobs_table
+from sdedge.job_store import JobStore
+from sdedge.job_table import jobs_table
 from sdedge.migrations import FIRST_REVISION, alembic_config, upgrade_database
 
 
