@@ -56,3 +56,14 @@ def test_no_module_passes_400_lines() -> None:
 
 def test_the_package_carries_no_benchmark_code() -> None:
     assert not [p for p in PACKAGE.rglob("*.py") if "bench" in p.name], "benchmarks live in benchmarks/, not the wheel"
+
+
+def test_every_module_is_in_the_readme_layout_table() -> None:
+    readme = (PACKAGE.parent / "README.md")
+    if not readme.exists():  # an installed wheel without the source tree
+        return
+    layout = readme.read_text().split("### Layout", 1)[1].split("\n### ", 1)[0]
+    unnamed = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path.name not in ("__init__.py", "__main__.py") and "migrations" not in path.parts
+               and f"`{path.relative_to(PACKAGE)}`" not in layout]
+    assert not unnamed, f"README's Layout table does not say what these are: {unnamed}"
