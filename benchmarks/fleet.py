@@ -91,7 +91,7 @@ def end_to_end(server: PostgresServer, nodes: int, jobs: int) -> float:
         ids = [servers[i % nodes].request("POST", "/generate/text2img", {"prompt": "x", "steps": 1})[1]["id"]
                for i in range(jobs)]
         for job_id in ids:
-            while servers[0].request("GET", f"/jobs/{job_id}")[1]["status"] not in ("succeeded", "failed"):
+            while servers[0].request("GET", f"/jobs/{job_id}")[1]["status"] not in ("completed", "failed"):
                 time.sleep(0.02)
         return jobs / (time.perf_counter() - started)
     finally:

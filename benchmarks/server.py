@@ -69,14 +69,14 @@ class SdedgeServer:
         if status not in (200, 202):
             raise RuntimeError(f"POST /generate/text2img answered {status}: {view}")
         job_id, stages = view["id"], {}
-        while view["status"] not in ("succeeded", "failed", "canceled"):
+        while view["status"] not in ("completed", "failed", "canceled"):
             eta = view.get("eta_seconds")
             time.sleep(poll if "first_preview_ms" not in stages or eta is None else min(1.0, max(0.1, eta / 2)))
             view = self.request("GET", f"/jobs/{job_id}")[1]
             if view.get("preview_url") and "first_preview_ms" not in stages:
                 stages["first_preview_ms"] = 1000 * (time.perf_counter() - started)
         seconds = time.perf_counter() - started
-        if view["status"] != "succeeded":
+        if view["status"] != "completed":
             raise RuntimeError(f"job {job_id} ended {view['status']}: {view.get('error')}")
         stages.update({k: float(v) for k, v in (view.get("result") or {}).get("timings", {}).items()})
         return Run(seconds, stages)

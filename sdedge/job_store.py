@@ -27,7 +27,7 @@ from sdedge.migrations import upgrade_database
 
 
 class JobStatus(str, Enum):
-    """Where a job is in its life."""
+    """Where a job is in its life, by the database's names (clients see `api`: sdedge.job_view)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -39,6 +39,11 @@ class JobStatus(str, Enum):
     def finished(self) -> bool:
         """True for the states a job never leaves."""
         return self in FINISHED
+
+    @property
+    def api(self) -> str:
+        """The name clients see (seed 002's): running is processing, succeeded is completed."""
+        return {"running": "processing", "succeeded": "completed"}.get(self.value, self.value)
 
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
@@ -90,15 +95,6 @@ class Job:
             owner=row.get("owner"), model=row.get("model"), device=row.get("device"),
         )
 
-
-    def to_dict(self) -> dict[str, Any]:
-        """The job's own record, JSON-ready (the public view adds live progress and URLs to it)."""
-        return {
-            "id": self.id, "type": self.type, "status": self.status.value, "priority": self.priority,
-            "request": self.request, "result": self.result, "error": self.error, "attempts": self.attempts,
-            "progress": {"step": self.progress_step, "total": self.progress_total},
-            "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
-        }
 
 
 def _loads(text: str | None) -> Any:
@@ -241,16 +237,16 @@ class JobStore:
                                     .values(cancel_requested=True)).rowcount
         job = self.get(job_id)
         if not done:
-            message = f"job {job_id} is already {job.status.value}; there is nothing to cancel"
-            raise Conflict(message, detail(None, message, "state", status=job.status.value))
+            message = f"job {job_id} is already {job.status.api}; there is nothing to cancel"
+            raise Conflict(message, detail(None, message, "state", status=job.status.api))
         return job
 
     def delete(self, job_id: str) -> Job:
         """Remove a finished job's row (the caller removes its files); 409 while it is not finished."""
         job = self.get(job_id)
         if not job.status.finished:
-            message = f"job {job_id} is {job.status.value}; cancel it first"
-            raise Conflict(message, detail(None, message, "state", status=job.status.value))
+            message = f"job {job_id} is {job.status.api}; cancel it first"
+            raise Conflict(message, detail(None, message, "state", status=job.status.api))
         with self.db.begin() as conn:
             conn.execute(jobs_table.delete().where(jobs_table.c.id == job_id))
         return job

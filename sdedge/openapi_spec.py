@@ -106,7 +106,6 @@ KNOWN_ROUTES: dict[str, RouteDoc] = {
                                                                request_content=JSON_OR_FORM,
                                                                responses={200: JobView, 202: JobView})
        for mode, spec in MODES.items()},
-    "jobs.job_events": RouteDoc(response_content="text/event-stream"),
     "page.index": RouteDoc(response_content="text/html"),
     "page.asset": RouteDoc(response_content="*/*"),
     "openapi.docs": RouteDoc(response_content="text/html"),

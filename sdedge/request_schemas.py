@@ -6,10 +6,10 @@ Limits that depend on settings are applied by `to_params`, which also fills the 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from sdedge.config import Settings
 from sdedge.engine.params import MAX_SEED, GenerationParams, random_seed
@@ -20,6 +20,23 @@ from sdedge.samplers import SAMPLER_NAMES, canonical_sampler, sampler_defaults
 
 def _aliases(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+PRIORITY_NAMES = {"low": -10, "normal": 0, "high": 10}
+_PRIORITY_SCHEMA = {"anyOf": [{"type": "integer", "minimum": -100, "maximum": 100},
+                              {"type": "string", "enum": list(PRIORITY_NAMES)}], "default": 0}
+
+
+def _priority_value(value: Any) -> Any:
+    """Seed 002's priority names as numbers; anything else is validated as an integer."""
+    if not isinstance(value, str):
+        return value
+    name = value.strip().lower()
+    if name in PRIORITY_NAMES:
+        return PRIORITY_NAMES[name]
+    if name.lstrip("+-").isdigit():  # a form field's number
+        return int(name)
+    raise ValueError(f"priority must be an integer -100..100 or one of {', '.join(PRIORITY_NAMES)}, got {value!r}")
 
 
 class GenerateRequest(BaseModel):
@@ -53,7 +70,10 @@ class GenerateRequest(BaseModel):
         description="Images to generate (seed, seed+1, ...), at most MAX_IMAGES.",
     )
     model: str | None = Field(None, description="Accepted for compatibility; the configured model is used.")
-    priority: int = Field(0, ge=-100, le=100, description="Higher runs first; FIFO within a priority.")
+    priority: Annotated[int, BeforeValidator(_priority_value), WithJsonSchema(_PRIORITY_SCHEMA)] = Field(
+        0, ge=-100, le=100, description="Higher runs first; FIFO within a priority. -100..100, or seed 002's "
+        "names: low (-10), normal (0), high (10).",
+    )
     transaction_key: str | None = Field(
         None, min_length=1, max_length=200, validation_alias=_aliases("transaction_key", "transactionKey"),
         description="Idempotency key (the Idempotency-Key header works too): resubmitting returns the same job.",

@@ -7,13 +7,16 @@ adding a field never breaks an older client's generated code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+JobStatusName = Literal["queued", "processing", "completed", "failed", "canceled"]
 
 
 class JobProgress(_Open):
@@ -25,13 +28,17 @@ class JobProgress(_Open):
 
 
 class JobResult(_Open):
-    """A succeeded job's images and how they were made."""
+    """A completed job's images and how they were made."""
 
-    images: list[str] = Field(description="URLs of the PNGs under /generated/.")
+    images: list[str] = Field(description="The PNGs as data URLs (data:image/png;base64,...); with "
+                                          "?images=urls their file URLs, as in `urls`.")
+    urls: list[str] = Field(description="URLs of the PNGs under /generated/.")
     seed: int
     seeds: list[int]
-    parameters: dict[str, Any]
+    parameters: dict[str, Any] = Field(description="The parameters that ran, with the seed's `guidanceScale` "
+                                                   "and `model` beside sdedge's names.")
     timings: dict[str, float]
+    timeTaken: int = Field(description="Milliseconds from startedAt to completedAt.")
 
 
 class JobError(_Open):
@@ -42,20 +49,26 @@ class JobError(_Open):
 
 
 class JobView(_Open):
-    """One job as clients see it."""
+    """One job as clients see it: seed 002's fields (camelCase, status names, progress 0..100, error as a
+    string), sdedge's beside them."""
 
     id: str
     type: str
-    status: str
+    status: JobStatusName
     priority: int
+    progress: int = Field(ge=0, le=100, description="Percent done; 100 once completed.")
+    progressDetail: JobProgress
     position: int | None = Field(description="Queued jobs ahead of this one (0: next); null once it left the queue.")
-    progress: JobProgress
     eta_seconds: float | None
     preview_url: str | None
     result: JobResult | None
-    error: JobError | None
+    error: str | None = Field(description="Why it failed or was canceled (errorDetail.message).")
+    errorDetail: JobError | None
     request: dict[str, Any]
     attempts: int
+    createdAt: str
+    startedAt: str | None
+    completedAt: str | None = Field(description="When it completed, failed or was canceled.")
     created_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -98,7 +111,7 @@ class QueueStatus(_Open):
     completedJobs: int
     failedJobs: int
     canceledJobs: int
-    averageProcessingTime: int | None = Field(description="Milliseconds, over the last succeeded jobs.")
+    averageProcessingTime: int = Field(description="Milliseconds, over the last completed jobs (0 before the first).")
     maxQueueSize: int
     currentJob: CurrentJob | None
 

@@ -17,7 +17,6 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,13 @@ from sdedge import input_files
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.errors import (
-    Conflict, DatabaseUnavailable, GenerationTimeout, InvalidRequest, ModelError, ModelNotReady, NotFound, QueueFull,
+    Conflict, DatabaseUnavailable, GenerationTimeout, ModelError, ModelNotReady, NotFound, QueueFull,
     detail, error_for,
 )
 from sdedge.fair_use import check_queue_share
 from sdedge.file_store import FileStore, remove_job_files
 from sdedge.job_store import Job, JobStatus, JobStore
+from sdedge.job_view import ApiStatus, Files, ImageForm, LiveState, api_counts, iso, percent, render
 from sdedge.modes import mode_spec
 from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
@@ -51,13 +51,6 @@ def _fingerprint(mode: str, body: dict[str, Any], files: dict[str, bytes] | None
     for name, data in sorted((files or {}).items()):
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
-
-
-def iso(timestamp: float | None) -> str | None:
-    """Epoch seconds as an ISO 8601 UTC string."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -232,14 +225,12 @@ class GenerationService:
         """One job the caller may see, or NotFound."""
         return check_visible(self.job_store.get(job_id), caller)
 
-    def list_jobs(self, status: str | None, limit: int, before: str | None,
+    def list_jobs(self, status: ApiStatus | None, limit: int, before: str | None,
                   caller: Principal) -> tuple[list[Job], str | None]:
         """The caller's jobs (admins: all) newest first, and the id to page on from (None on the last page)."""
-        if status and status not in {s.value for s in JobStatus}:
-            message = f"unknown status {status!r}"
-            raise InvalidRequest(message, detail("status", message, "enum", valid=[s.value for s in JobStatus]))
+        stored = status.stored.value if status else None
         before_seq = self.get(before, caller).seq if before else None
-        jobs = self.job_store.list_jobs(status, limit, before_seq, owner=caller.owner, any_owner=caller.sees_all)
+        jobs = self.job_store.list_jobs(stored, limit, before_seq, owner=caller.owner, any_owner=caller.sees_all)
         return jobs, jobs[-1].id if len(jobs) == limit else None
 
     def live(self, job: Job | None = None, caller: Principal | None = None) -> Progress | None:
@@ -289,24 +280,17 @@ class GenerationService:
             step, total = live.step, live.total
         if job.status is JobStatus.SUCCEEDED:
             step = total
-        percent = round(100 * step / total, 1) if total else 0.0
-        return {"step": step, "total": total, "percent": percent}
+        return {"step": step, "total": total, "percent": percent(step, total)}
 
-    def view(self, job: Job) -> dict[str, Any]:
-        """A job as clients see it."""
+    def view(self, job: Job, images: ImageForm = ImageForm.DATA) -> dict[str, Any]:
+        """A job as clients see it (sdedge.job_view): images as data URLs, or with URLS only their links."""
         live = self.live(job)
-        record = job.to_dict()
-        return {
-            "id": job.id, "type": job.type, "status": job.status.value, "priority": job.priority,
-            "position": self.job_store.position(job) if job.status is JobStatus.QUEUED else None,
-            "progress": self.progress(job),
-            "eta_seconds": live.eta_seconds() if live else None,
-            "preview_url": self._preview_url(job, live),
-            "result": self._result_view(job.result),
-            "error": job.error, "request": job.request, "attempts": job.attempts,
-            "node": self._node(job.node),
-            **{key: iso(record[key]) for key in ("created_at", "started_at", "finished_at")},
-        }
+        progress = self.progress(job)
+        state = LiveState(position=self.job_store.position(job) if job.status is JobStatus.QUEUED else None,
+                          step=progress["step"], total=progress["total"],
+                          eta_seconds=live.eta_seconds() if live else None,
+                          preview_url=self._preview_url(job, live), node=self._node(job.node))
+        return render(job, state, Files(self.file_url, self.read_file, self.loader.model_name()), images)
 
     def _node(self, node: str | None) -> dict[str, str] | None:
         """A node's id and name, names cached for a few seconds (every job view names one)."""
@@ -328,25 +312,19 @@ class GenerationService:
         name = live.preview if live else (job.preview if job.status is JobStatus.RUNNING else None)
         return self.file_url(name) + f"?v={self.progress(job)['step']}" if name else None
 
-    def _result_view(self, result: dict[str, Any] | None) -> dict[str, Any] | None:
-        if result is None:
-            return None
-        return {"images": [self.file_url(f) for f in result["files"]],
-                **{k: v for k, v in result.items() if k != "files"}}
-
     def queue_status(self, caller: Principal) -> dict[str, Any]:
         """Queue statistics in the seed's field names (every job counts), plus the running job (its id only
         when it is the caller's)."""
-        counts = self.job_store.counts()
+        counts = api_counts(self.job_store.counts())
         average = self.job_store.average_seconds()
         current = self.worker.current
         mine = current is not None and self.live(caller=caller) is current
         return {
             # a job whose images are being written is done with the device: not "processing"
-            "queuedJobs": counts["queued"], "processingJobs": max(0, counts["running"] - len(self.worker.saving)),
-            "completedJobs": counts["succeeded"],
+            "queuedJobs": counts["queued"], "processingJobs": max(0, counts["processing"] - len(self.worker.saving)),
+            "completedJobs": counts["completed"],
             "failedJobs": counts["failed"], "canceledJobs": counts["canceled"],
-            "averageProcessingTime": round(average * 1000) if average is not None else None,
+            "averageProcessingTime": round(average * 1000) if average is not None else 0,
             "maxQueueSize": self.settings.max_queue_size,
             "currentJob": None if current is None else {
                 "id": current.job_id if mine else None, "step": current.step, "total": current.total,

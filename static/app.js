@@ -58,7 +58,7 @@ async function submit() {
 }
 
 function onFinished(job) {
-  if (job.status !== "succeeded") return;
+  if (job.status !== "completed") return;
   noteSeed(job.result?.seed);
   addJob(job);
 }
@@ -94,12 +94,12 @@ function onDeleted(jobId) {
   $("history-title").focus();
 }
 
-/** Jobs still queued or running (from this page before a reload, or from elsewhere) are followed too. */
+/** Jobs still queued or processing (from this page before a reload, or from elsewhere) are followed too. */
 async function resumeJobs() {
   try {
-    const [running, queued] = await Promise.all([listJobs({ status: "running", limit: 10 }),
+    const [processing, queued] = await Promise.all([listJobs({ status: "processing", limit: 10 }),
       listJobs({ status: "queued", limit: 20 })]);
-    const jobs = [...running.jobs, ...queued.jobs.sort((a, b) => (a.position ?? 0) - (b.position ?? 0))];
+    const jobs = [...processing.jobs, ...queued.jobs.sort((a, b) => (a.position ?? 0) - (b.position ?? 0))];
     jobs.forEach((job) => track(job, { append: true }));
   } catch {
     /* the history shows the same failure */

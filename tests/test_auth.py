@@ -35,9 +35,9 @@ def test_anonymous_submission_is_401_and_the_bearer_token_is_202(client: FlaskCl
     accepted = client.post("/generate/text2img", json=JOB, headers=alice.bearer)
     assert accepted.status_code == 202, accepted.get_json()
     done = wait_for(lambda: (j := client.get(f"/jobs/{accepted.get_json()['id']}", headers=alice.bearer).get_json())
-                    ["status"] == "succeeded" and j)
-    assert client.get(done["result"]["images"][0], headers=alice.bearer).status_code == 200
-    assert client.get(done["result"]["images"][0]).status_code == 401
+                    ["status"] == "completed" and j)
+    assert client.get(done["result"]["urls"][0], headers=alice.bearer).status_code == 200
+    assert client.get(done["result"]["urls"][0]).status_code == 401
 
 
 def test_basic_with_password_or_token_and_wrong_credentials(client: FlaskClient, alice: Account) -> None:

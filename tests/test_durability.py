@@ -27,7 +27,7 @@ def job(server: ServerProcess, job_id: str) -> dict[str, Any]:
 
 def running_at_step(server: ServerProcess, job_id: str, step: int = 1) -> bool:
     view = job(server, job_id)
-    return view["status"] == "running" and view["progress"]["step"] >= step
+    return view["status"] == "processing" and view["progressDetail"]["step"] >= step
 
 
 def test_kill_9_loses_no_job(tmp_path: Path) -> None:
@@ -42,11 +42,11 @@ def test_kill_9_loses_no_job(tmp_path: Path) -> None:
     second = ServerProcess(tmp_path).start()
     try:
         second.wait_ready()
-        done = [wait_for(lambda i=i: (j := job(second, i))["status"] in ("succeeded", "failed") and j, 180) for i in ids]
-        assert [d["status"] for d in done] == ["succeeded"] * 3
+        done = [wait_for(lambda i=i: (j := job(second, i))["status"] in ("completed", "failed") and j, 180) for i in ids]
+        assert [d["status"] for d in done] == ["completed"] * 3
         assert done[0]["attempts"] == 2  # re-queued once after the crash
         for view in done:
-            status, data = second.request("GET", view["result"]["images"][0])
+            status, data = second.request("GET", view["result"]["urls"][0])
             assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         second.stop()
@@ -67,9 +67,9 @@ def test_sigterm_exits_quickly_and_the_job_survives(tmp_path: Path) -> None:
     try:
         second.wait_ready()
         view = job(second, job_id)
-        assert view["status"] in ("queued", "running") and view["attempts"] <= 1  # a clean stop costs no attempt
-        done = wait_for(lambda: (j := job(second, job_id))["status"] == "succeeded" and j, 180)
-        assert done["progress"]["step"] == done["progress"]["total"]
+        assert view["status"] in ("queued", "processing") and view["attempts"] <= 1  # a clean stop costs no attempt
+        done = wait_for(lambda: (j := job(second, job_id))["status"] == "completed" and j, 180)
+        assert done["progressDetail"]["step"] == done["progressDetail"]["total"]
     finally:
         second.stop()
 
@@ -85,7 +85,7 @@ def test_events_stream_live_and_health_stays_fast(tmp_path: Path) -> None:
         assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
         first_event = _read_event(response)
         # The first event arrived while the job still runs: the stream is not buffered to the end.
-        assert first_event[0] == "progress" and job(server, job_id)["status"] in ("queued", "running")
+        assert first_event[0] == "progress" and job(server, job_id)["status"] in ("queued", "processing")
         latencies = _health_latencies(server, 20)
         events = [first_event]
         while events[-1][0] != "done":
@@ -93,7 +93,7 @@ def test_events_stream_live_and_health_stays_fast(tmp_path: Path) -> None:
         conn.close()
         kinds = {kind for kind, _ in events}
         assert {"progress", "preview", "done"} <= kinds
-        assert events[-1][1]["status"] == "succeeded"
+        assert events[-1][1]["status"] == "completed"
         assert max(latencies) < 1.0, latencies
     finally:
         server.stop()

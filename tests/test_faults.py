@@ -24,7 +24,7 @@ FAULTS = Path(__file__).parent / "faults"
 
 def finished(server: ServerProcess, job_id: str, timeout: float = 120) -> dict[str, Any]:
     return wait_for(lambda: (job := server.request("GET", f"/jobs/{job_id}")[1])["status"]
-                    in ("succeeded", "failed", "canceled") and job, timeout=timeout, interval=0.05)
+                    in ("completed", "failed", "canceled") and job, timeout=timeout, interval=0.05)
 
 
 @pytest.fixture
@@ -60,14 +60,14 @@ def test_a_full_disk_fails_the_job_with_disk_full_and_the_server_lives_on(tmp_pa
                                                                     "steps": 4})
         assert status == 202, job
         failed = finished(server, job["id"])
-        assert failed["status"] == "failed" and failed["error"]["code"] == "disk_full", failed
+        assert failed["status"] == "failed" and failed["errorDetail"]["code"] == "disk_full", failed
         assert not list(tiny_disk.glob(".*.part")), "a partial file was left behind"
         status, health = server.request("GET", "/health")
         assert status == 200 and health["disk"]["low"] and "full" in health["disk"]["warning"]
         filler.unlink()  # space returns
         status, job = server.request("POST", "/generate/text2img", {"prompt": "x", "width": 64, "height": 64})
         done = finished(server, job["id"])
-        assert done["status"] == "succeeded", done
+        assert done["status"] == "completed", done
         assert server.proc is not None and server.proc.poll() is None
         status, health = server.request("GET", "/health")
         assert not health["disk"]["low"]
@@ -91,8 +91,8 @@ def test_sigkill_during_the_png_write_loses_nothing(tmp_path: Path) -> None:
     try:
         second.wait_ready()
         done = finished(second, job["id"])
-        assert done["status"] == "succeeded" and done["attempts"] == 2, done
-        status, data = second.request("GET", done["result"]["images"][0])
+        assert done["status"] == "completed" and done["attempts"] == 2, done
+        status, data = second.request("GET", done["result"]["urls"][0])
         assert status == 200 and Image.open(io.BytesIO(data)).size == (64, 64)
         assert not list(generated.glob(".*.part"))
         assert len(second.request("GET", "/jobs")[1]["jobs"]) == 1  # run again, not twice over
@@ -114,7 +114,7 @@ def test_a_database_restart_kills_no_worker_and_loses_no_job(tmp_path: Path, pos
     long_job = client.post("/generate/text2img", json={"prompt": "x", "width": 512, "height": 512, "steps": 40})
     queued = client.post("/generate/text2img", json={"prompt": "y", "seed": 9})
     running_id, queued_id = long_job.get_json()["id"], queued.get_json()["id"]
-    wait_for(lambda: client.get(f"/jobs/{running_id}").get_json()["progress"]["step"] >= 1, timeout=120)
+    wait_for(lambda: client.get(f"/jobs/{running_id}").get_json()["progressDetail"]["step"] >= 1, timeout=120)
     postgres.stop()
     try:
         health = wait_for(lambda: (h := client.get("/health")).status_code == 503 and h, timeout=30)
@@ -127,8 +127,8 @@ def test_a_database_restart_kills_no_worker_and_loses_no_job(tmp_path: Path, pos
         postgres.start()
     wait_for(lambda: client.get("/health").status_code == 200, timeout=60)
     jobs = {job_id: wait_for(lambda job_id=job_id: (j := client.get(f"/jobs/{job_id}").get_json())["status"]
-                             in ("succeeded", "failed") and j, timeout=180)
+                             in ("completed", "failed") and j, timeout=180)
             for job_id in (running_id, queued_id)}
-    assert [job["status"] for job in jobs.values()] == ["succeeded", "succeeded"], jobs
+    assert [job["status"] for job in jobs.values()] == ["completed", "completed"], jobs
     assert [job["attempts"] for job in jobs.values()] == [1, 1]  # each ran exactly once
     assert worker._thread.is_alive()

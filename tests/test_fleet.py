@@ -16,7 +16,7 @@ from pgserver import PostgresServer
 from serverproc import ServerProcess
 
 LEASE = 6.0
-FINISHED = ("succeeded", "failed", "canceled")
+FINISHED = ("completed", "failed", "canceled")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_two_nodes_share_one_queue_and_serve_every_file(tmp_path: Path, postgres
             assert status == 202, job
             submitted.append((index % 2, job["id"]))
         done = [finished(nodes[0], job_id) for _, job_id in submitted]
-        assert [job["status"] for job in done] == ["succeeded"] * 40, [j["error"] for j in done if j["error"]]
+        assert [job["status"] for job in done] == ["completed"] * 40, [j["error"] for j in done if j["error"]]
         assert {job["attempts"] for job in done} == {1}  # each ran exactly once
         ran_on = {job["node"]["name"] for job in done}
         assert ran_on == {"alpha", "beta"}, ran_on  # both nodes worked
@@ -75,14 +75,14 @@ def test_two_nodes_share_one_queue_and_serve_every_file(tmp_path: Path, postgres
                  and job["node"]["name"] != ("alpha", "beta")[at]]
         assert moved, "no image job ran on the node it was not submitted to (its inputs must be shared)"
         for job in done:
-            image_url, preview_url = job["result"]["images"][0], f"/generated/{job['id']}-preview.png"
+            image_url, preview_url = job["result"]["urls"][0], f"/generated/{job['id']}-preview.png"
             answers = [server.request("GET", image_url) for server in nodes]
             assert [status for status, _ in answers] == [200, 200] and answers[0][1] == answers[1][1]
             assert [server.request("GET", preview_url)[0] for server in nodes] == [200, 200]
         status, queue = nodes[1].request("GET", "/queue/status")
         assert {n["name"] for n in queue["nodes"]} == {"alpha", "beta"}
         assert nodes[0].request("DELETE", f"/jobs/{done[0]['id']}")[0] == 200  # deleting on one node...
-        assert nodes[1].request("GET", done[0]["result"]["images"][0])[0] == 404  # ...deletes on every node
+        assert nodes[1].request("GET", done[0]["result"]["urls"][0])[0] == 404  # ...deletes on every node
     finally:
         for server in nodes:
             server.stop()
@@ -98,21 +98,21 @@ def test_a_killed_node_s_job_is_resumed_by_the_other_and_never_run_twice(tmp_pat
         beta.wait_ready()
         status, job = alpha.request("POST", "/generate/text2img", {"prompt": "long", "width": 512, "height": 512,
                                                                    "steps": 40})
-        running = wait_for(lambda: (j := alpha.request("GET", f"/jobs/{job['id']}")[1])["status"] == "running"
-                           and j["progress"]["step"] >= 1 and j, timeout=120, interval=0.1)
+        running = wait_for(lambda: (j := alpha.request("GET", f"/jobs/{job['id']}")[1])["status"] == "processing"
+                           and j["progressDetail"]["step"] >= 1 and j, timeout=120, interval=0.1)
         victim, survivor = (alpha, beta) if running["node"]["name"] == "alpha" else (beta, alpha)
         assert victim.proc is not None
         victim.proc.kill()
         victim.proc.wait(30)
         resumed = wait_for(lambda: (j := survivor.request("GET", f"/jobs/{job['id']}")[1])["attempts"] == 2
-                           and j["status"] == "running" and j, timeout=LEASE + 30, interval=0.1)
+                           and j["status"] == "processing" and j, timeout=LEASE + 30, interval=0.1)
         assert resumed["node"]["name"] == ("beta" if victim is alpha else "alpha")
         done = finished(survivor, job["id"])
-        assert done["status"] == "succeeded" and done["attempts"] == 2, done
+        assert done["status"] == "completed" and done["attempts"] == 2, done
         restarted = node(tmp_path, victim.env["NODE_NAME"], url).start()  # same folder: the same node id
         restarted.wait_ready()
         status, other = survivor.request("POST", "/generate/text2img", {"prompt": "after the restart", "steps": 2})
-        assert finished(survivor, other["id"])["status"] == "succeeded"
+        assert finished(survivor, other["id"])["status"] == "completed"
         again = survivor.request("GET", f"/jobs/{job['id']}")[1]
         assert again["attempts"] == 2 and again["finished_at"] == done["finished_at"]  # not run or touched again
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def job(client: FlaskClient, job_id: str) -> dict[str, Any]:
 
 
 def finished(client: FlaskClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    return wait_for(lambda: (j := job(client, job_id))["status"] in ("succeeded", "failed", "canceled") and j,
+    return wait_for(lambda: (j := job(client, job_id))["status"] in ("completed", "failed", "canceled") and j,
                     timeout)
 
 
@@ -40,11 +41,12 @@ def paused_app(tmp_path: Path, **overrides: object) -> Flask:
 
 def test_submit_returns_202_with_the_queued_job(client: FlaskClient) -> None:
     body = submit(client, steps=2)
-    assert body["status"] in ("queued", "running") and body["type"] == "text2img"
+    assert body["status"] in ("queued", "processing") and body["type"] == "text2img"
     assert body["request"]["prompt"] == "a kite" and body["created_at"].endswith("Z")
+    assert body["createdAt"] == body["created_at"] and body["progress"] in (0, 50)
     done = finished(client, body["id"])
-    assert done["status"] == "succeeded" and done["progress"]["step"] == done["progress"]["total"] == 2
-    assert done["result"]["seed"] == 1 and client.get(done["result"]["images"][0]).status_code == 200
+    assert done["status"] == "completed" and done["progressDetail"]["step"] == done["progressDetail"]["total"] == 2
+    assert done["result"]["seed"] == 1 and client.get(done["result"]["urls"][0]).status_code == 200
     assert done["started_at"] and done["finished_at"] and done["error"] is None
 
 
@@ -56,7 +58,7 @@ def test_ten_jobs_run_in_priority_then_fifo_order(tmp_path: Path) -> None:
     positions = [job(client, i)["position"] for i in ids]
     app.extensions["sdedge"].loader.start()
     jobs = [finished(client, i) for i in ids]
-    assert all(j["status"] == "succeeded" for j in jobs)
+    assert all(j["status"] == "completed" for j in jobs)
     run_order = [j["id"] for j in sorted(jobs, key=lambda j: j["started_at"])]
     expected = [i for _, _, i in sorted(zip([-p for p in priorities], range(10), ids))]
     assert run_order == expected
@@ -81,19 +83,19 @@ def test_cancel_a_queued_job_at_once(tmp_path: Path) -> None:
 
 def test_cancel_a_running_job_stops_within_two_steps(client: FlaskClient) -> None:
     running = submit(client, steps=50, **SLOW)
-    at_cancel = wait_for(lambda: (step := job(client, running["id"])["progress"]["step"]) >= 2 and step)
+    at_cancel = wait_for(lambda: (step := job(client, running["id"])["progressDetail"]["step"]) >= 2 and step)
     client.post(f"/jobs/{running['id']}/cancel")
     done = finished(client, running["id"])
-    assert done["status"] == "canceled" and done["error"]["code"] == "canceled"
-    assert done["progress"]["step"] <= at_cancel + 2 < 50
+    assert done["status"] == "canceled" and done["errorDetail"]["code"] == "canceled"
+    assert done["progressDetail"]["step"] <= at_cancel + 2 < 50
     follower = submit(client, steps=1)  # the device is free again
-    assert finished(client, follower["id"])["status"] == "succeeded"
+    assert finished(client, follower["id"])["status"] == "completed"
 
 
 def test_progress_and_previews_while_running(client: FlaskClient) -> None:
     running = submit(client, steps=30, **SLOW)
     view = wait_for(lambda: (j := job(client, running["id"]))["preview_url"] and j)
-    assert view["status"] == "running" and view["progress"]["total"] == 30
+    assert view["status"] == "processing" and view["progressDetail"]["total"] == 30
     assert view["eta_seconds"] is not None and view["eta_seconds"] >= 0
     preview = client.get(view["preview_url"])
     assert preview.status_code == 200 and preview.mimetype == "image/png"
@@ -118,7 +120,7 @@ def test_queue_full_is_429_with_retry_after(tmp_path: Path) -> None:
 def test_job_timeout_fails_the_job(tmp_path: Path) -> None:
     client = start_app(make_settings(tmp_path, job_timeout=0.05)).test_client()
     done = finished(client, submit(client, steps=50, **SLOW)["id"])
-    assert done["status"] == "failed" and done["error"]["code"] == "timeout"
+    assert done["status"] == "failed" and done["errorDetail"]["code"] == "timeout"
 
 
 def test_image_falls_back_to_202_past_request_timeout(tmp_path: Path) -> None:
@@ -126,8 +128,8 @@ def test_image_falls_back_to_202_past_request_timeout(tmp_path: Path) -> None:
     response = client.post("/image", json={"prompt": "x", "steps": 8, **SLOW})
     assert response.status_code == 202
     body = response.get_json()
-    assert body["status"] in ("queued", "running") and body["id"].startswith("job-")
-    assert finished(client, body["id"])["status"] == "succeeded"
+    assert body["status"] in ("queued", "processing") and body["id"].startswith("job-")
+    assert finished(client, body["id"])["status"] == "completed"
 
 
 def test_list_filters_and_pages_newest_first(client: FlaskClient) -> None:
@@ -138,14 +140,16 @@ def test_list_filters_and_pages_newest_first(client: FlaskClient) -> None:
     assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
     rest = client.get(f"/jobs?limit=2&before={page['next_before']}").get_json()
     assert [j["id"] for j in rest["jobs"]] == [ids[0]]
-    assert len(client.get("/jobs?status=succeeded").get_json()["jobs"]) == 3
-    assert client.get("/jobs?status=bogus").status_code == 400
+    assert len(client.get("/jobs?status=completed").get_json()["jobs"]) == 3
+    assert client.get("/jobs?status=processing").get_json()["jobs"] == []
+    for stored_name in ("succeeded", "running", "bogus"):  # the database's names are not the API's
+        assert client.get(f"/jobs?status={stored_name}").status_code == 400
     assert client.get("/jobs?limit=0").status_code == 400
 
 
 def test_delete_removes_a_finished_job_and_its_files(client: FlaskClient) -> None:
     done = finished(client, submit(client, steps=1)["id"])
-    url = done["result"]["images"][0]
+    url = done["result"]["urls"][0]
     assert client.delete(f"/jobs/{done['id']}").status_code == 200
     assert client.get(url).status_code == 404
     assert client.get(f"/jobs/{done['id']}").status_code == 404
@@ -162,7 +166,7 @@ def test_event_stream_reads_to_done(client: FlaskClient) -> None:
     running = submit(client, steps=4)
     text = client.get(f"/jobs/{running['id']}/events").get_data(as_text=True)
     assert "event: progress" in text and text.rstrip().split("\n\n")[-1].startswith("event: done")
-    assert '"status": "succeeded"' in text.split("event: done")[1]
+    assert '"status": "completed"' in text.split("event: done")[1]
 
 
 @pytest.mark.parametrize("path", ["/jobs/job-missing", "/jobs/job-missing/events"])
@@ -174,7 +178,7 @@ def test_cancelling_a_job_that_ended_is_a_409_with_its_status(client: FlaskClien
     done = finished(client, submit(client, steps=1)["id"])
     answer = client.post(f"/jobs/{done['id']}/cancel")
     assert answer.status_code == 409
-    assert answer.get_json()["error"]["details"][0]["status"] == "succeeded"
+    assert answer.get_json()["error"]["details"][0]["status"] == "completed"
     assert client.post(f"/jobs/{done['id']}/cancel").status_code == 409  # and again: nothing changed
     assert client.post("/jobs/job-0000000000000000/cancel").status_code == 404
 
@@ -197,8 +201,56 @@ def test_a_job_whose_images_are_being_written_is_not_processing(app: Flask, monk
     job_id = submit(client, steps=1)["id"]
     assert writing.wait(60)
     try:
-        assert job(client, job_id)["status"] == "running"  # its result is not recorded yet...
+        assert job(client, job_id)["status"] == "processing"  # its result is not recorded yet...
         assert client.get("/queue/status").get_json()["processingJobs"] == 0  # ...but the device is free
     finally:
         release.set()
-    assert finished(client, job_id)["status"] == "succeeded"
+    assert finished(client, job_id)["status"] == "completed"
+
+
+def test_a_completed_job_in_seed_002_terms(client: FlaskClient) -> None:
+    done = finished(client, submit(client, steps=2, guidance_scale=3.5)["id"])
+    assert done["status"] == "completed" and done["progress"] == 100 and done["error"] is None
+    assert done["createdAt"] <= done["startedAt"] <= done["completedAt"] and done["completedAt"].endswith("Z")
+    result = done["result"]
+    stored = client.get(result["urls"][0]).data
+    assert result["images"] == ["data:image/png;base64," + base64.b64encode(stored).decode()]
+    assert isinstance(result["timeTaken"], int) and result["timeTaken"] >= 0
+    assert result["parameters"]["guidanceScale"] == 3.5 and result["parameters"]["model"] == "tiny-sd-int8-ov"
+    light = client.get(f"/jobs/{done['id']}?images=urls").get_json()
+    assert light["result"]["images"] == light["result"]["urls"] == result["urls"]
+    listed = client.get("/jobs?status=completed").get_json()["jobs"][0]
+    assert listed["result"]["images"] == result["urls"]  # a list sends links unless asked
+    assert client.get("/jobs?status=completed&images=data").get_json()["jobs"][0]["result"]["images"] == result["images"]
+    assert client.get(f"/jobs/{done['id']}?images=base64").status_code == 400
+
+
+def test_a_failed_job_says_why_in_a_string(tmp_path: Path) -> None:
+    client = start_app(make_settings(tmp_path, job_timeout=0.05)).test_client()
+    done = finished(client, submit(client, steps=50, **SLOW)["id"])
+    assert done["status"] == "failed" and done["completedAt"] and done["result"] is None
+    assert isinstance(done["error"], str) and done["error"] == done["errorDetail"]["message"]
+    assert "JOB_TIMEOUT" in done["error"] and done["progress"] < 100
+
+
+@pytest.mark.parametrize(("priority", "value"), [("high", 10), ("normal", 0), ("LOW", -10), (-3, -3)])
+def test_priority_as_a_name_or_a_number(tmp_path: Path, priority: object, value: int) -> None:
+    client = paused_app(tmp_path).test_client()
+    assert submit(client, steps=1, priority=priority)["priority"] == value
+
+
+def test_priority_names_order_the_queue(tmp_path: Path) -> None:
+    client = paused_app(tmp_path).test_client()
+    low, normal, high = (submit(client, steps=1, priority=p)["id"] for p in ("low", "normal", "high"))
+    assert [job(client, i)["position"] for i in (high, normal, low)] == [0, 1, 2]
+    refused = client.post("/generate/text2img", json={"prompt": "x", "priority": "urgent"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["details"][0]["field"] == "priority"
+
+
+def test_queue_status_in_the_seed_shape(tmp_path: Path) -> None:
+    client = paused_app(tmp_path).test_client()
+    submit(client, steps=1)
+    status = client.get("/queue/status").get_json()
+    assert {k: status[k] for k in ("queuedJobs", "processingJobs", "completedJobs", "failedJobs")} == {
+        "queuedJobs": 1, "processingJobs": 0, "completedJobs": 0, "failedJobs": 0}
+    assert status["averageProcessingTime"] == 0  # a number, as in the seed, before any job completed

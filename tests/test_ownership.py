@@ -32,14 +32,14 @@ def submit(client: FlaskClient, who: Account, **fields: Any) -> dict[str, Any]:
 
 def finished(client: FlaskClient, who: Account, job_id: str) -> dict[str, Any]:
     return wait_for(lambda: (j := client.get(f"/jobs/{job_id}", headers=who.bearer).get_json())["status"]
-                    in ("succeeded", "failed", "canceled") and j, 120)
+                    in ("completed", "failed", "canceled") and j, 120)
 
 
 def test_a_user_cannot_see_cancel_or_delete_another_users_job(client: FlaskClient,
                                                               people: dict[str, Account]) -> None:
     alice, bob = people["alice"], people["bob"]
     job = finished(client, bob, submit(client, bob)["id"])
-    image = job["result"]["images"][0]
+    image = job["result"]["urls"][0]
     for method, path in (("GET", f"/jobs/{job['id']}"), ("GET", f"/jobs/{job['id']}/events"),
                          ("POST", f"/jobs/{job['id']}/cancel"), ("DELETE", f"/jobs/{job['id']}"), ("GET", image)):
         response = client.open(path, method=method, headers=alice.bearer)
@@ -57,7 +57,7 @@ def test_an_admin_sees_and_controls_every_job(client: FlaskClient, people: dict[
     listed = client.get("/jobs", headers=root.bearer).get_json()["jobs"]
     assert {j["id"] for j in listed} == {j["id"] for j in jobs}
     assert [j["id"] for j in client.get("/jobs", headers=alice.bearer).get_json()["jobs"]] == [jobs[0]["id"]]
-    assert client.get(jobs[1]["result"]["images"][0], headers=root.bearer).status_code == 200
+    assert client.get(jobs[1]["result"]["urls"][0], headers=root.bearer).status_code == 200
     assert client.delete(f"/jobs/{jobs[1]['id']}", headers=root.bearer).status_code == 200
 
 
@@ -84,7 +84,7 @@ def test_same_idempotency_key_of_two_users_makes_two_jobs(client: FlaskClient, p
 def test_interrupt_stops_only_the_callers_running_job(client: FlaskClient, people: dict[str, Account]) -> None:
     alice, bob = people["alice"], people["bob"]
     running = submit(client, bob, **SLOW)
-    wait_for(lambda: client.get(f"/jobs/{running['id']}", headers=bob.bearer).get_json()["status"] == "running")
+    wait_for(lambda: client.get(f"/jobs/{running['id']}", headers=bob.bearer).get_json()["status"] == "processing")
     assert client.post("/sdapi/v1/interrupt", headers=alice.bearer).status_code == 200
     assert client.post("/sdapi/v1/skip", headers=alice.bearer).status_code == 200
     store = client.application.extensions["sdedge"].generation.job_store

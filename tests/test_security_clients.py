@@ -57,7 +57,7 @@ def test_anonymous_submission_is_401_and_bearer_is_202(server: tuple[ServerProce
     assert status == 401 and body["error"]["code"] == "unauthorized" and "Bearer" in headers["WWW-Authenticate"]
     status, body, _ = post(proc.base, "/generate/text2img", {"prompt": "a bridge", "num_inference_steps": 1},
                            {"Authorization": f"Bearer {token}"})
-    assert status == 202 and body["status"] in ("queued", "running")
+    assert status == 202 and body["status"] in ("queued", "processing")
 
 
 def test_webuiapi_with_set_auth_works_unmodified(server: tuple[ServerProcess, str]) -> None:

@@ -17,7 +17,7 @@ def busy(app: Flask) -> str:
     """Queue a long job and wait until the worker runs it."""
     client = app.test_client()
     job_id = client.post("/generate/text2img", json=LONG).get_json()["id"]
-    wait_for(lambda: client.get(f"/jobs/{job_id}").get_json()["status"] == "running", timeout=120)
+    wait_for(lambda: client.get(f"/jobs/{job_id}").get_json()["status"] == "processing", timeout=120)
     return str(job_id)
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
 from sdedge.auth import caller
-from sdedge.job_store import JobStatus
+from sdedge.job_view import ApiStatus, ImageForm
 from sdedge.modes import MODES
 from sdedge.openapi_spec import documented
 from sdedge.principal import Principal
@@ -25,15 +25,28 @@ bp = Blueprint("jobs", __name__)
 SSE_HEARTBEAT_SECONDS = 15.0
 
 
+_IMAGES = ("What result.images holds: `data` (data URLs, seed 002's) or `urls` (the file URLs, as result.urls: "
+           "light polling without the base64).")
+
+
+class JobQuery(BaseModel):
+    """Query parameters of the routes answering one job."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    images: ImageForm = Field(ImageForm.DATA, description=_IMAGES)
+
+
 class JobListQuery(BaseModel):
     """Query parameters of GET /jobs."""
 
     model_config = ConfigDict(extra="ignore")
 
-    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    status: ApiStatus | None = Field(None, description="Only jobs in this state.")
     limit: int = Field(50, ge=1, le=MAX_LIST_LIMIT, description=f"Page size, 1..{MAX_LIST_LIMIT}.")
     before: str | None = Field(None, min_length=1, max_length=64,
                                description="Page past this job id (the previous page's next_before).")
+    images: ImageForm = Field(ImageForm.URLS, description=_IMAGES + " A list sends URLs unless asked for data.")
 
 
 def submit_mode(mode: str) -> tuple[Response, int]:
@@ -50,30 +63,31 @@ for _mode in MODES:
 
 
 @bp.get("/jobs/<job_id>")
-@documented(responses={200: JobView})
+@documented(query=JobQuery, responses={200: JobView})
 def get_job(job_id: str) -> Response:
-    """One job with progress, preview, result or error."""
+    """One job with progress, preview, result (images as data URLs; ?images=urls for links only) or error."""
     generation = services().generation
-    return jsonify(generation.view(generation.get(job_id, caller())))
+    query = query_args(JobQuery)
+    return jsonify(generation.view(generation.get(job_id, caller()), query.images))
 
 
 @bp.get("/jobs")
 @documented(query=JobListQuery, responses={200: JobList})
 def list_jobs() -> Response:
-    """Jobs newest first; ?status=, ?limit= (<= 200), ?before= (a job's id, for paging)."""
+    """Jobs newest first; ?status=, ?limit= (<= 200), ?before= (a job's id, for paging), ?images=."""
     generation = services().generation
     query = query_args(JobListQuery)
-    status = query.status.value if query.status else None
-    jobs, next_before = generation.list_jobs(status, query.limit, query.before, caller())
-    return jsonify({"jobs": [generation.view(j) for j in jobs], "next_before": next_before})
+    jobs, next_before = generation.list_jobs(query.status, query.limit, query.before, caller())
+    return jsonify({"jobs": [generation.view(j, query.images) for j in jobs], "next_before": next_before})
 
 
 @bp.post("/jobs/<job_id>/cancel")
-@documented(responses={200: CanceledJob})
+@documented(query=JobQuery, responses={200: CanceledJob})
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued job now, or a running one at its next step."""
     generation = services().generation
-    return jsonify({"success": True, **generation.view(generation.cancel(job_id, caller()))})
+    query = query_args(JobQuery)
+    return jsonify({"success": True, **generation.view(generation.cancel(job_id, caller()), query.images)})
 
 
 @bp.delete("/jobs/<job_id>")
@@ -91,22 +105,26 @@ def queue_status() -> Response:
 
 
 @bp.get("/jobs/<job_id>/events")
+@documented(query=JobQuery, response_content="text/event-stream")
 def job_events(job_id: str) -> Response:
-    """Server-Sent Events: `progress` and `preview` as they happen, `done` at the end."""
+    """Server-Sent Events: `progress` and `preview` as they happen, `done` (the job's view) at the end."""
     generation = services().generation
     who = caller()
+    images = query_args(JobQuery).images
     generation.get(job_id, who)  # 404 before the stream starts
-    stream = stream_with_context(_event_stream(generation, job_id, who))
+    stream = stream_with_context(_event_stream(generation, job_id, who, images))
     return Response(stream, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _event_stream(generation: GenerationService, job_id: str, who: Principal) -> Iterator[str]:
+def _event_stream(generation: GenerationService, job_id: str, who: Principal, images: ImageForm) -> Iterator[str]:
     sent: dict[str, Any] = {"progress": None, "preview": None}
     seen = generation.notifier.version()
     last_sent = time.monotonic()
     while True:
-        view = generation.view(generation.get(job_id, who))
+        job = generation.get(job_id, who)
+        # the done event carries the whole view; progress events need no images
+        view = generation.view(job, images if job.status.finished else ImageForm.URLS)
         events = _new_events(view, sent)
         if events:
             yield "".join(events)
@@ -114,7 +132,7 @@ def _event_stream(generation: GenerationService, job_id: str, who: Principal) ->
         elif time.monotonic() - last_sent > SSE_HEARTBEAT_SECONDS:
             yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
             last_sent = time.monotonic()
-        if JobStatus(view["status"]).finished:
+        if ApiStatus(view["status"]).finished:
             return
         seen = generation.notifier.wait(seen, generation.settings.worker_poll_seconds)
 
@@ -122,14 +140,15 @@ def _event_stream(generation: GenerationService, job_id: str, who: Principal) ->
 def _new_events(view: dict[str, Any], sent: dict[str, Any]) -> list[str]:
     """The events a job view adds to what the stream already sent."""
     events = []
-    if view["progress"] != sent["progress"]:
-        sent["progress"] = view["progress"]
-        events.append(_sse("progress", {**view["progress"], "status": view["status"], "position": view["position"],
-                                        "eta_seconds": view["eta_seconds"]}))
+    detail = view["progressDetail"]
+    if detail != sent["progress"]:
+        sent["progress"] = detail
+        events.append(_sse("progress", {**detail, "progress": view["progress"], "status": view["status"],
+                                        "position": view["position"], "eta_seconds": view["eta_seconds"]}))
     if view["preview_url"] and view["preview_url"] != sent["preview"]:
         sent["preview"] = view["preview_url"]
-        events.append(_sse("preview", {"url": view["preview_url"], "step": view["progress"]["step"]}))
-    if JobStatus(view["status"]).finished:
+        events.append(_sse("preview", {"url": view["preview_url"], "step": detail["step"]}))
+    if ApiStatus(view["status"]).finished:
         events.append(_sse("done", view))
     return events
 

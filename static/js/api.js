@@ -1,6 +1,6 @@
 // The HTTP API: every call goes to this page's own origin; every failure becomes an ApiError.
 
-export const FINISHED = new Set(["succeeded", "failed", "canceled"]);
+export const FINISHED = new Set(["completed", "failed", "canceled"]);
 
 export class ApiError extends Error {
   constructor({ status = 0, code = "error", message = "Something went wrong", details = null, retryAfter = null }) {
@@ -70,13 +70,14 @@ export const getSamplers = () => request("/samplers");
 export const getModes = () => request("/modes");
 /** Queue a job on a mode's route (the `path` GET /modes gives). */
 export const submitJob = (path, payload) => request(path, { method: "POST", body: payload });
-export const getJob = (id) => request(`/jobs/${encodeURIComponent(id)}`);
-export const cancelJob = (id) => request(`/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+// ?images=urls: the page shows the PNGs by URL, it never needs their base64 (result.images' default)
+export const getJob = (id) => request(`/jobs/${encodeURIComponent(id)}?images=urls`);
+export const cancelJob = (id) => request(`/jobs/${encodeURIComponent(id)}/cancel?images=urls`, { method: "POST" });
 export const deleteJob = (id) => request(`/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
-export const jobEventsUrl = (id) => `/jobs/${encodeURIComponent(id)}/events`;
+export const jobEventsUrl = (id) => `/jobs/${encodeURIComponent(id)}/events?images=urls`;
 
 export function listJobs({ status, limit = 12, before } = {}) {
-  const query = new URLSearchParams({ limit: String(limit) });
+  const query = new URLSearchParams({ limit: String(limit), images: "urls" });
   if (status) query.set("status", status);
   if (before) query.set("before", before);
   return request(`/jobs?${query}`);

@@ -60,13 +60,13 @@ export function statusText(job, waiting = null) {
 }
 
 function baseStatusText(job, waiting) {
-  const p = job.progress ?? { step: 0, total: 0, percent: 0 };
+  const p = job.progressDetail ?? { step: 0, total: 0, percent: 0 };
   if (job.status === "queued") return queueText(job, waiting);
-  if (job.status === "running") {
+  if (job.status === "processing") {
     const eta = job.eta_seconds ? ` · about ${formatSeconds(job.eta_seconds)} left` : "";
     return p.total ? `Step ${p.step} of ${p.total} · ${Math.round(p.percent)}%${eta}` : "Starting…";
   }
-  if (job.status === "succeeded") {
+  if (job.status === "completed") {
     const took = (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
     const seed = job.result?.seed !== undefined ? ` · seed ${job.result.seed}` : "";
     return `Done${Number.isFinite(took) ? ` in ${took.toFixed(1)} s` : ""}${seed}`;
@@ -77,15 +77,15 @@ function baseStatusText(job, waiting) {
 /** Show a job's state; `waiting` (a reason or null) says the model is not loaded yet. */
 export function renderCard(parts, job, { canceling = false, waiting = null } = {}) {
   parts.card.dataset.status = job.status;
-  parts.bar.value = job.status === "succeeded" ? 100 : Number(job.progress?.percent) || 0;
+  parts.bar.value = job.status === "completed" ? 100 : Number(job.progressDetail?.percent) || 0;
   const text = statusText(job, waiting);
   parts.status.textContent = canceling && !FINISHED.has(job.status) ? `Canceling… ${text}` : text;
-  if (job.preview_url && !FINISHED.has(job.status)) showPreview(parts, job, job.preview_url, job.progress?.step, canceling);
+  if (job.preview_url && !FINISHED.has(job.status)) showPreview(parts, job, job.preview_url, job.progressDetail?.step, canceling);
 }
 
 export function showPreview(parts, job, url, step, canceling) {
   const { preview } = parts;
-  const total = job.progress?.total;
+  const total = job.progressDetail?.total;
   // The last step's preview and a canceled job's are deleted as the job ends: not worth a request.
   if (preview.getAttribute("src") === url || canceling || (total && step >= total)) return;
   preview.onerror = () => { preview.hidden = true; };
@@ -96,7 +96,7 @@ export function showPreview(parts, job, url, step, canceling) {
 
 /** The finished job's images, each a button that opens the viewer at it. */
 export function showResult(parts, job, onOpen) {
-  const images = job.result?.images ?? [];
+  const images = job.result?.urls ?? [];
   const prompt = promptOf(job);
   const buttons = images.map((url, index) => h("button", {
     type: "button", class: "result-thumb", "aria-label": `Open image ${index + 1} of ${images.length}: ${prompt}`,

@@ -13,7 +13,7 @@ export function initGallery(callbacks) {
 }
 
 function item(job) {
-  const images = job.result?.images ?? [];
+  const images = job.result?.urls ?? [];
   const prompt = job.result?.parameters?.prompt || job.request?.prompt || modeLabel(job.type);
   const count = images.length > 1 ? h("span", { class: "count", "aria-hidden": "true" }, `×${images.length}`) : null;
   const label = `Open ${modeLabel(job.type)}: ${prompt}${images.length > 1 ? ` (${images.length} images)` : ""}`;
@@ -30,7 +30,7 @@ function updateEmpty() {
 async function fetchPage(before) {
   $("history-error").hidden = true;
   try {
-    return await listJobs({ status: "succeeded", limit: PAGE, before });
+    return await listJobs({ status: "completed", limit: PAGE, before });
   } catch (error) {
     renderError($("history-error"), error);
     return null;
@@ -64,7 +64,7 @@ async function loadMore() {
 
 /** A job that just finished: first in the history. */
 export function addJob(job) {
-  if (job.status !== "succeeded" || state.jobs.has(job.id)) return;
+  if (job.status !== "completed" || state.jobs.has(job.id)) return;
   state.jobs.set(job.id, job);
   $("gallery").prepend(item(job));
   updateEmpty();

@@ -74,7 +74,7 @@ function watch(entry) {
   if (entry.finished) return;
   if (FINISHED.has(entry.job.status)) { finish(entry, entry.job); return; }
   if (entry.stream) return;
-  const streamable = entry.job.status === "running" && !entry.streamFailed && "EventSource" in window;
+  const streamable = entry.job.status === "processing" && !entry.streamFailed && "EventSource" in window;
   if (streamable && state.streams < MAX_STREAMS) openStream(entry);
   else schedulePoll(entry);
 }
@@ -87,7 +87,7 @@ function openStream(entry) {
   source.addEventListener("progress", (event) => {
     const p = data(event);
     render(entry, { status: p.status, position: p.position, eta_seconds: p.eta_seconds,
-      progress: { step: p.step, total: p.total, percent: p.percent } });
+      progress: p.progress, progressDetail: { step: p.step, total: p.total, percent: p.percent } });
   });
   source.addEventListener("preview", (event) => {
     const p = data(event);
@@ -110,7 +110,7 @@ function closeStream(entry) {
 
 function schedulePoll(entry) {
   clearTimeout(entry.timer);
-  const delay = !entry.polls ? POLL_FIRST_MS : entry.job.status === "running" ? POLL_RUNNING_MS : POLL_QUEUED_MS;
+  const delay = !entry.polls ? POLL_FIRST_MS : entry.job.status === "processing" ? POLL_RUNNING_MS : POLL_QUEUED_MS;
   entry.timer = setTimeout(() => poll(entry), delay);
 }
 
@@ -139,10 +139,10 @@ function finish(entry, job) {
   const { parts } = entry;
   parts.cancel.hidden = true;
   parts.dismiss.hidden = false;
-  if (job.status === "succeeded") showResult(entry.parts, job, (index) => state.hooks.onOpen(entry.job, index));
+  if (job.status === "completed") showResult(entry.parts, job, (index) => state.hooks.onOpen(entry.job, index));
   else parts.media.hidden = true;
   if (job.status === "failed") {
-    renderError(parts.error, new ApiError({ code: job.error?.code, message: job.error?.message || "generation failed" }));
+    renderError(parts.error, new ApiError({ code: job.errorDetail?.code, message: job.error || "generation failed" }));
   }
   announce(`${modeLabel(job.type)}: ${parts.status.textContent}`);
   state.hooks.onFinished(entry.job);

@@ -8,7 +8,7 @@ const state = { job: null, index: 0, opener: null, confirmTimer: null,
   hooks: { onReuse: () => {}, onUseImage: () => {}, onDeleted: () => {} } };
 
 const dialog = () => $("viewer");
-const images = () => state.job?.result?.images ?? [];
+const images = () => state.job?.result?.urls ?? [];
 const seedOf = () => state.job?.result?.seeds?.[state.index] ?? state.job?.result?.seed;
 const jobTakes = (name) => takes(modeById(state.job.type), name);
 const offered = (id) => allModes().some((mode) => mode.id === id && mode.available !== false);

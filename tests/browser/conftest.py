@@ -199,7 +199,7 @@ def _idle_server(server: ServerProcess) -> Iterator[None]:
     cancel_unfinished(server)
 
 
-FINISHED = {"succeeded", "failed", "canceled"}
+FINISHED = {"completed", "failed", "canceled"}
 
 
 def finished(job: dict[str, Any]) -> bool:
@@ -237,7 +237,7 @@ def wait_job(server: ServerProcess, job_id: str, until: Callable[[dict[str, Any]
 
 def server_progress(server: ServerProcess, job: dict[str, Any]) -> tuple[Any, ...]:
     """What changes whenever the server makes progress toward this job: its state, or the running job's step."""
-    own = (job["status"], job["position"], job["progress"]["step"])
+    own = (job["status"], job["position"], job["progressDetail"]["step"])
     if job["status"] != "queued":
         return own
     current = server.request("GET", "/queue/status")[1]["currentJob"]
@@ -246,13 +246,13 @@ def server_progress(server: ServerProcess, job: dict[str, Any]) -> tuple[Any, ..
 
 def step_at_least(n: int) -> Callable[[dict[str, Any]], bool]:
     """A wait_job condition: the job is running and has done n steps (or more)."""
-    return lambda job: job["status"] == "running" and job["progress"]["step"] >= n
+    return lambda job: job["status"] == "processing" and job["progressDetail"]["step"] >= n
 
 
 def cancel_unfinished(server: ServerProcess) -> None:
     """Cancel every queued or running job and wait until each has stopped (a running one stops at its next step)."""
     ids = []
-    for status in ("queued", "running"):
+    for status in ("queued", "processing"):
         _, body = server.request("GET", f"/jobs?status={status}&limit=200")
         for job in body["jobs"]:
             server.request("POST", f"/jobs/{job['id']}/cancel")

@@ -47,6 +47,6 @@ def test_each_card_names_the_node_that_ran_its_job(browsing: Browsing, fleet: li
         cards.append(card)
     for card in cards:
         job = wait_job(alpha, card.get_attribute("data-job-id"))
-        assert job["status"] == "succeeded", job
+        assert job["status"] == "completed", job
         expect(card.locator(".job-status")).to_contain_text(f"on {job['node']['name']}")
     browsing.shot(page, "fleet-cards")

@@ -116,7 +116,7 @@ def test_queued_cards_each_show_their_own_place_in_line(browsing: Browsing) -> N
     browsing.wait_job(first, step_at_least(0))  # claimed by the worker
     second, _ = generate(page)
     third, _ = generate(page)
-    expect(first).to_have_attribute("data-status", "running")
+    expect(first).to_have_attribute("data-status", "processing")
     expect(second.locator(".job-status")).to_have_text("Queued · next in line")
     expect(third.locator(".job-status")).to_have_text("Queued · 2nd in line")
     browsing.shot(page, "three-in-line")
@@ -124,7 +124,7 @@ def test_queued_cards_each_show_their_own_place_in_line(browsing: Browsing) -> N
     page.clock.resume()
     first.get_by_role("button", name="Cancel").click()
     browsing.wait_job(second, step_at_least(0))
-    expect(second).to_have_attribute("data-status", "running")
+    expect(second).to_have_attribute("data-status", "processing")
     expect(third.locator(".job-status")).to_have_text("Queued · next in line")
 
 

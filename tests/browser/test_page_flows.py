@@ -52,12 +52,13 @@ def test_progress_and_step_preview_appear(browsing: Browsing, page: Any) -> None
     expect(card.locator("img.job-preview")).to_be_visible()
     expect(card.locator("img.job-preview")).to_have_attribute("src", re.compile(r"-preview\.png\?v=\d+$"))
     assert float(card.locator("progress").get_attribute("value") or 0) > 0
-    browsing.shot(page, "running")
+    browsing.shot(page, "processing")
     first_src = card.locator("img.job-preview").get_attribute("src") or ""
     browsing.wait_job(card, lambda job: job["preview_url"] not in (None, first_src))  # the server has a newer one
     expect(card.locator("img.job-preview")).not_to_have_attribute("src", first_src)  # it updates
     browsing.shot(page, "preview-updated")
-    assert any(u.endswith("/events") for u in browsing.recorders[-1].urls), "progress came over Server-Sent Events"
+    # over Server-Sent Events, asking for image links (never their base64)
+    assert any(u.endswith("/events?images=urls") for u in browsing.recorders[-1].urls), "progress came over SSE"
 
 
 def test_progress_falls_back_to_polling_without_event_source(browsing: Browsing) -> None:
@@ -68,8 +69,8 @@ def test_progress_falls_back_to_polling_without_event_source(browsing: Browsing)
     expect(card.locator(".job-status")).to_contain_text(STEPPED)
     expect(card.locator("img.job-preview")).to_be_visible()
     urls = browsing.recorders[-1].urls
-    assert not any(u.endswith("/events") for u in urls)
-    assert any(re.search(r"/jobs/job-[0-9a-f]+$", u) for u in urls), "progress came from polling GET /jobs/<id>"
+    assert not any("/events" in u for u in urls)
+    assert any(re.search(r"/jobs/job-[0-9a-f]+\?images=urls$", u) for u in urls), "progress came from light polling"
     card.get_by_role("button", name="Cancel").click()
     browsing.wait_job(card)  # the worker stops at its next step, however slow the machine is
     expect(card).to_have_attribute("data-status", "canceled")
@@ -97,7 +98,7 @@ def test_cancel_stops_a_running_job_and_a_queued_one(browsing: Browsing, page: A
     expect(card.get_by_role("button", name="Cancel")).to_be_hidden()
     browsing.shot(page, "canceled")
     _, job = server.request("GET", f"/jobs/{running_id}")
-    assert job["status"] == "canceled" and job["progress"]["step"] < 30
+    assert job["status"] == "canceled" and job["progressDetail"]["step"] < 30
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 64)], ids=["square", "wide"])
@@ -154,7 +155,7 @@ def test_image_to_image_and_style_transfer(browsing: Browsing, page: Any, tmp_pa
     assert body["content_image"].startswith("data:image/png") and body["style_image"].startswith("data:image/png")
     browsing.wait_job(card)
     expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"))
-    assert card.get_attribute("data-status") == "succeeded", card.locator(".error-box").inner_text()
+    assert card.get_attribute("data-status") == "completed", card.locator(".error-box").inner_text()
     expect(card.locator(".job-mode")).to_have_text("Style transfer")
     browsing.shot(page, "style-transfer")
 
