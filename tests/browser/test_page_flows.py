@@ -127,7 +127,7 @@ def test_paint_a_mask_and_inpaint(browsing: Browsing, page: Any, tmp_path: Path,
     assert body["image"].startswith("data:image/png;base64,")
 
     browsing.wait_job(card)
-    expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"))
+    expect(card).to_have_attribute("data-status", re.compile("completed|failed"))
     if card.get_attribute("data-status") == "failed":
         pytest.fail(f"inpainting failed on the server: {card.locator('.error-box').inner_text()}")
     expect(card.locator("img.job-result")).to_be_visible()
@@ -154,7 +154,7 @@ def test_image_to_image_and_style_transfer(browsing: Browsing, page: Any, tmp_pa
     card, body = generate(page, "style-transfer")
     assert body["content_image"].startswith("data:image/png") and body["style_image"].startswith("data:image/png")
     browsing.wait_job(card)
-    expect(card).to_have_attribute("data-status", re.compile("succeeded|failed"))
+    expect(card).to_have_attribute("data-status", re.compile("completed|failed"))
     assert card.get_attribute("data-status") == "completed", card.locator(".error-box").inner_text()
     expect(card.locator(".job-mode")).to_have_text("Style transfer")
     browsing.shot(page, "style-transfer")
