@@ -131,7 +131,7 @@ def build_document(app: Flask) -> dict[str, Any]:
     for rule in sorted(rules, key=lambda r: r.rule):
         path, params = _openapi_path(rule.rule)
         for method in sorted((rule.methods or set()) - SKIPPED_METHODS):
-            operation = _operation(app, rule.endpoint, method, docs[rule.endpoint], schemas)
+            operation = _operation(app, rule.endpoint, method, docs[rule.endpoint], schemas, components)
             operation["parameters"] = params + operation["parameters"]
             if rule.endpoint in PUBLIC_ENDPOINTS:
                 operation["security"] = [{}]  # answered without a credential, accounts or not
@@ -200,13 +200,13 @@ def _operation_id(method: str, path: str) -> str:
 
 
 def _operation(app: Flask, endpoint: str, method: str, doc: RouteDoc,
-               schemas: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> dict[str, Any]:
+               schemas: dict[tuple[type[BaseModel], str], dict[str, Any]], components: dict[str, Any]) -> dict[str, Any]:
     view = app.view_functions[endpoint]
     summary = (view.__doc__ or endpoint).strip().splitlines()[0]
     operation: dict[str, Any] = {
         "summary": summary,
         "tags": [TAGS.get(endpoint.split(".")[0], endpoint.split(".")[0])],
-        "parameters": _query_parameters(doc, schemas),
+        "parameters": _query_parameters(doc, schemas, components),
         "responses": _responses(doc, schemas),
     }
     if doc.request is not None and method in {"POST", "PUT", "PATCH"}:
@@ -216,10 +216,14 @@ def _operation(app: Flask, endpoint: str, method: str, doc: RouteDoc,
     return operation
 
 
-def _query_parameters(doc: RouteDoc, schemas: dict[tuple[type[BaseModel], str], dict[str, Any]]) -> list[dict[str, Any]]:
+def _query_parameters(doc: RouteDoc, schemas: dict[tuple[type[BaseModel], str], dict[str, Any]],
+                      components: dict[str, Any]) -> list[dict[str, Any]]:
     if doc.query is None:
         return []
-    properties = schemas[(doc.query, "validation")].get("properties", {})
+    schema = schemas[(doc.query, "validation")]
+    if "$ref" in schema:  # hoisted into components: the parameters are its properties
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    properties = schema.get("properties", {})
     return [{"name": name, "in": "query", "required": False, "schema": schema}
             for name, schema in properties.items()]
 

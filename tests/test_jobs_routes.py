@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from conftest import _apps, make_settings, start_app, wait_for
 from sdedge.app import create_app
+from test_openapi_spec import check_response
 
 # A size at which the tiny model's steps take long enough to act on a running job.
 SLOW = {"width": 512, "height": 512}
@@ -223,6 +224,9 @@ def test_a_completed_job_in_seed_002_terms(client: FlaskClient) -> None:
     assert listed["result"]["images"] == result["urls"]  # a list sends links unless asked
     assert client.get("/jobs?status=completed&images=data").get_json()["jobs"][0]["result"]["images"] == result["images"]
     assert client.get(f"/jobs/{done['id']}?images=base64").status_code == 400
+    doc = client.get("/openapi.json").get_json()
+    check_response(doc, "/jobs/{job_id}", "get", 200, done)
+    check_response(doc, "/jobs", "get", 200, client.get("/jobs").get_json())
 
 
 def test_a_failed_job_says_why_in_a_string(tmp_path: Path) -> None:
@@ -231,6 +235,7 @@ def test_a_failed_job_says_why_in_a_string(tmp_path: Path) -> None:
     assert done["status"] == "failed" and done["completedAt"] and done["result"] is None
     assert isinstance(done["error"], str) and done["error"] == done["errorDetail"]["message"]
     assert "JOB_TIMEOUT" in done["error"] and done["progress"] < 100
+    check_response(client.get("/openapi.json").get_json(), "/jobs/{job_id}", "get", 200, done)
 
 
 @pytest.mark.parametrize(("priority", "value"), [("high", 10), ("normal", 0), ("LOW", -10), (-3, -3)])

@@ -106,6 +106,19 @@ def test_schemas_come_from_the_pydantic_models(doc: dict[str, Any], settings: Se
     assert response_schema(doc, "/sdapi/v1/txt2img", "post", 400) == {"$ref": "#/components/schemas/ErrorResponse"}
 
 
+def test_query_parameters_are_documented(doc: dict[str, Any]) -> None:
+    def query(path: str, method: str = "get") -> dict[str, Any]:
+        params = doc["paths"][path][method]["parameters"]
+        return {p["name"]: p["schema"] for p in params if p["in"] == "query"}
+
+    assert set(query("/jobs")) == {"status", "limit", "before", "images"}
+    status = doc["components"]["schemas"][query("/jobs")["status"]["anyOf"][0]["$ref"].rsplit("/", 1)[-1]]
+    assert status["enum"] == ["queued", "processing", "completed", "failed", "canceled"]
+    for path, method in (("/jobs/{job_id}", "get"), ("/jobs/{job_id}/cancel", "post"), ("/jobs/{job_id}/events", "get")):
+        assert query(path, method)["images"]["default"] == "data"
+    assert "skip_current_image" in query("/sdapi/v1/progress")
+
+
 def test_every_ref_resolves(doc: dict[str, Any]) -> None:
     refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', str(doc).replace("'", '"')))
     assert refs and refs <= set(doc["components"]["schemas"])
