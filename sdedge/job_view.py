@@ -93,7 +93,7 @@ class Files:
 
     url: Callable[[str], str]
     read: Callable[[str], bytes | None]
-    model: str  # the model that made a result stored before results named it
+    model: str  # the server's model: for results of jobs that named none
 
 
 def percent(step: int, total: int) -> float:
@@ -136,7 +136,7 @@ def _result(job: Job, files: Files, images: ImageForm) -> dict[str, Any] | None:
     parameters = dict(result.get("parameters", {}))
     # the seed's names for what sdedge calls guidance_scale, and the model the image came from
     parameters.setdefault("guidanceScale", parameters.get("guidance_scale"))
-    parameters.setdefault("model", result.get("model") or files.model)
+    parameters.setdefault("model", result.get("model") or job.model or files.model)
     taken = (job.finished_at - job.started_at) * 1000 if job.finished_at and job.started_at else 0.0
     return {
         **{k: v for k, v in result.items() if k not in ("files", "model")},
