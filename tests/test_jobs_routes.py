@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,14 @@ def test_event_stream_reads_to_done(client: FlaskClient) -> None:
     text = client.get(f"/jobs/{running['id']}/events").get_data(as_text=True)
     assert "event: progress" in text and text.rstrip().split("\n\n")[-1].startswith("event: done")
     assert '"status": "completed"' in text.split("event: done")[1]
+    events = [(block.split("\n")[0][7:], json.loads(block.split("data: ", 1)[1]))
+              for block in text.strip().split("\n\n") if block.startswith("event:")]
+    progress = [data for kind, data in events if kind == "progress"]
+    assert all(isinstance(p["progress"], int) and p["status"] in ("queued", "processing", "completed") for p in progress)
+    done = events[-1][1]
+    assert done["result"]["images"][0].startswith("data:image/png;base64,")
+    light = client.get(f"/jobs/{running['id']}/events?images=urls").get_data(as_text=True)  # ended: done at once
+    assert json.loads(light.split("event: done\ndata: ")[1])["result"]["images"] == done["result"]["urls"]
 
 
 @pytest.mark.parametrize("path", ["/jobs/job-missing", "/jobs/job-missing/events"])
