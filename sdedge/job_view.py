@@ -139,7 +139,7 @@ def _result(job: Job, files: Files, images: ImageForm) -> dict[str, Any] | None:
     parameters.setdefault("model", result.get("model") or job.model or files.model)
     taken = (job.finished_at - job.started_at) * 1000 if job.finished_at and job.started_at else 0.0
     return {
-        **{k: v for k, v in result.items() if k not in ("files", "model")},
+        **{k: v for k, v in result.items() if k != "files"},
         "images": urls if images is ImageForm.URLS else _data_urls(names, files),
         "urls": urls, "parameters": parameters, "timeTaken": round(taken),
     }

@@ -45,7 +45,7 @@ def test_a_completed_job() -> None:
     assert result["timeTaken"] == 2500 and result["urls"] == ["/generated/a-0.png", "/generated/a-1.png"]
     assert result["images"] == ["data:image/png;base64," + base64.b64encode(PNG).decode()]  # a-1 is gone
     assert result["parameters"]["guidanceScale"] == 7.5 and result["parameters"]["model"] == "tiny"
-    assert "files" not in result
+    assert "files" not in result and "model" not in result  # a result that named its model keeps it there too
     assert render(job, live(), FILES, ImageForm.URLS)["result"]["images"] == result["urls"]
 
 
@@ -62,3 +62,12 @@ def test_a_failed_jobs_error_is_a_string_with_the_structure_beside_it() -> None:
     assert view["error"] == "job exceeded JOB_TIMEOUT=1 s" and view["errorDetail"] == error
     assert view["result"] is None and view["completedAt"] == "2023-11-14T22:13:22.000Z"
     assert error_text({"code": "canceled"}) == "canceled" and error_text(None) is None
+
+
+def test_a_result_that_names_its_model_keeps_it_and_the_parameters_say_it() -> None:
+    job = a_job(JobStatus.SUCCEEDED, model="studio", started_at=1.0, finished_at=2.0,
+                result={"files": [], "seed": 1, "seeds": [1], "timings": {}, "parameters": {}, "model": "studio-v2"})
+    result = render(job, live(), FILES)["result"]
+    assert result["model"] == result["parameters"]["model"] == "studio-v2" and result["images"] == []
+    job.result = {**(job.result or {}), "model": None}
+    assert render(job, live(), FILES)["result"]["parameters"]["model"] == "studio"  # the job's own model
