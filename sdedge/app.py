@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from typing import Any
 
 from flask import Flask
@@ -14,24 +12,39 @@ from sdedge.errors import register_error_handlers
 from sdedge.foreign_errors import DATABASE_ERRORS
 from sdedge.routes import openai, register_blueprints
 from sdedge.security import init_security
-from sdedge.services import build_services
+from sdedge.http_metrics import init_http_metrics
+from sdedge.json_logs import configure_logging, log_job_events
+from sdedge.mcp_mount import McpBridge
+from sdedge.metrics import AppMetrics
+from sdedge.services import Services, build_services
 
 
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Flask:
     """Build the app; the engine loads in the background unless load_model is False."""
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json = StrictJSONProvider(app)
     app.extensions["sdedge"] = svc = build_services(settings)
     register_error_handlers(app, foreign=DATABASE_ERRORS, renderers={"/v1/": openai.openai_error})
     register_blueprints(app)
+    init_integrations(app, svc)
     init_security(app, svc)
     if load_model:
         svc.loader.start()
     svc.worker.start()
     return app
+
+
+def init_integrations(app: Flask, svc: Services) -> None:
+    """Metrics (registry, job events, HTTP counts), job event logs, the MCP bridge; before the security
+    layer, so refused requests are counted too."""
+    app.extensions["sdedge.metrics"] = metrics = AppMetrics(svc)
+    init_http_metrics(app, metrics)
+    log_job_events(svc.events)
+    if svc.settings.mcp_enabled:
+        app.extensions["sdedge.mcp"] = McpBridge(svc)
 
 
 class StrictJSONProvider(DefaultJSONProvider):

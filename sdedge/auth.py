@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -37,6 +38,8 @@ OPEN_NOTICE = ("This server has no accounts: anyone on the network can use it. "
                "Add one with: sdedge users add NAME --admin")
 LOGIN_HINT = ("this server needs a credential: `Authorization: Bearer <token>`, HTTP Basic user:password "
               "(or user:token), or log in on the page")
+# Answered to a scrape token (METRICS_TOKEN) as well as to users: Prometheus cannot log in.
+SCRAPE_ENDPOINTS = {"metrics.metrics"}
 USERS_CACHE_SECONDS = 2.0  # a user added by the CLI in another process is noticed within this time
 BASIC_CACHE_SECONDS = 300.0  # scrypt is slow on purpose: a client sending the same Basic pair is checked once
 
@@ -70,6 +73,13 @@ class Authenticator:
             self._has_users = self.accounts.count_users() > 0
             self._users_known_at = now
         return self._has_users
+
+    def is_scrape_token(self, req: Request) -> bool:
+        """True when the request carries METRICS_TOKEN as its Bearer token."""
+        expected = self.settings.metrics_token
+        scheme, _, value = req.headers.get("Authorization", "").strip().partition(" ")
+        return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), str(expected).encode())
 
     # -- identifying a request -----------------------------------------------------------------
     def identify(self, req: Request) -> Principal | None:
@@ -194,6 +204,9 @@ def authenticate() -> None:
     """before_request: set the caller on flask.g, or raise 401 where a credential is needed."""
     authenticator: Authenticator = _authenticator()
     address = request.remote_addr
+    if request.endpoint in SCRAPE_ENDPOINTS and authenticator.is_scrape_token(request):
+        g.principal, g.sdedge_scraper = anonymous(address), True
+        return
     if not authenticator.accounts_exist():
         g.principal = open_access(address)
         return

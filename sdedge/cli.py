@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sdedge import __version__, cli_accounts
 from sdedge.config import Settings, SettingsError, load_settings
 from sdedge.errors import SdedgeError, invalid_from_pydantic
+from sdedge.json_logs import configure_logging
 
 log = logging.getLogger("sdedge")
 
@@ -98,7 +99,7 @@ def run_bench(args: list[str]) -> int:
 
 def _settings(**overrides: object) -> Settings:
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     return settings
 
 

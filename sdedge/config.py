@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     base_url: str | None = Field(None, description="Public base URL used to build absolute image links.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or json: one JSON object per line (job events with id, node, model, "
+                            "durations) for a log shipper.")
 
     # Model and device
     use_mocks: bool = Field(False, description="Return placeholder images instead of running the model.")
@@ -132,6 +135,13 @@ class Settings(BaseSettings):
         "x-forwarded-for x-forwarded-proto", description="Headers taken from the trusted proxy: x-forwarded-for, "
         "-proto, -host, -port, forwarded (waitress's trusted_proxy_headers)."
     )
+
+
+    # Integrations (README "Monitoring" and "MCP")
+    metrics_token: str | None = Field(
+        None, description="Bearer token Prometheus sends for GET /metrics (it cannot log in); when set, /metrics needs "
+                          "it or a signed-in user, even on a server without accounts.")
+    mcp_enabled: bool = Field(True, description="Serve the MCP tool server (streamable HTTP) at /mcp.")
 
     @field_validator("openvino_device")
     @classmethod

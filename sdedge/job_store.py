@@ -355,6 +355,12 @@ class JobStore:
             rows = conn.execute(query).all()
         return {status.value: 0 for status in JobStatus} | {s: n for s, n in rows}
 
+    def tally(self, *names: str) -> list[tuple[Any, ...]]:
+        """Job counts grouped by the named columns, as rows of (*values, count) (for monitoring)."""
+        columns = [jobs_table.c[name] for name in names]
+        with self.db.connect() as conn:
+            return [tuple(row) for row in conn.execute(select(*columns, func.count()).group_by(*columns)).all()]
+
     def average_seconds(self, last: int = 50) -> float | None:
         """Mean run time of the last succeeded jobs."""
         c = jobs_table.c

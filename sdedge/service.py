@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sdedge import input_files
 from sdedge.config import Settings
@@ -29,6 +29,7 @@ from sdedge.errors import (
 )
 from sdedge.fair_use import check_queue_share
 from sdedge.file_store import FileStore, remove_job_files
+from sdedge.job_events import JobEvents, event_for
 from sdedge.job_store import Job, JobStatus, JobStore
 from sdedge.job_view import ApiStatus, Files, ImageForm, LiveState, api_counts, iso, percent, render
 from sdedge.modes import mode_spec
@@ -65,8 +66,10 @@ class GenerationService:
     """Jobs from submission to their files, for every surface."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_file_store: FileStore,
-                 loader: EngineLoader, notifier: Notifier, worker: Worker, nodes: NodeRegistry) -> None:
+                 loader: EngineLoader, notifier: Notifier, worker: Worker, nodes: NodeRegistry,
+                 events: JobEvents | None = None) -> None:
         self.settings, self.job_store, self.images, self.input_file_store = settings, job_store, images, input_file_store
+        self.events = events or worker.events
         self.loader, self.notifier, self.worker, self.nodes = loader, notifier, worker, nodes
         self._node_names: tuple[float, dict[str, str]] = (0.0, {})
         self._in_flight: dict[str, str] = {}  # request fingerprint -> job id, for blocking calls still waiting
@@ -91,6 +94,8 @@ class GenerationService:
                                           priority=parsed.priority, idempotency_key=key, owner=caller.owner)
         if not created:  # lost an idempotency race: the other submission's inputs are the job's
             self.input_file_store.delete(list(stored.values()))
+        else:
+            self._emit("submitted", job)
         self.notifier.notify()
         return Submission(job, created)
 
@@ -191,8 +196,13 @@ class GenerationService:
         self.get(job_id, caller)
         self.worker.request_cancel(job_id)
         job = self.job_store.cancel(job_id)
+        if job.status is JobStatus.CANCELED:  # it was queued; a running one is told by the worker when it stops
+            self._emit("canceled", job)
         self.notifier.notify()
         return job
+
+    def _emit(self, kind: Literal["submitted", "canceled"], job: Job) -> None:
+        self.events.emit(event_for(kind, job, model=self.settings.stable_diffusion_repo_id, node=self.nodes.node))
 
     def interrupt(self, caller: Principal) -> Job | None:
         """Stop the job this process is running (A1111's interrupt), if it is the caller's."""

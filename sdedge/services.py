@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -12,6 +13,7 @@ from sdedge.auth import Authenticator
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.file_store import FileStore
+from sdedge.job_events import JobEvents
 from sdedge.job_store import JobStore
 from sdedge.nodes import NodeRegistry, default_node_name, node_id
 from sdedge.notifier import Notifier
@@ -31,11 +33,16 @@ class Services:
     worker: Worker
     accounts: AccountStore  # users and API tokens, in the job database
     auth: Authenticator
+    nodes: NodeRegistry
+    events: JobEvents  # job events for metrics and JSON logs
     started_at: float = field(default_factory=time.time)
+    closers: list[Callable[[], None]] = field(default_factory=list)  # integrations to end at shutdown (MCP loop)
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the worker: the running job stops at its next step and is re-queued."""
         self.worker.stop(timeout)
+        for close in self.closers:
+            close()
 
 
 def services() -> Services:
@@ -52,7 +59,9 @@ def build_services(settings: Settings) -> Services:
     images = FileStore(settings.generated_images_dir, shared, "image")
     input_file_store = FileStore(settings.data_dir / "inputs", shared, "input")
     nodes = NodeRegistry(job_store.db, node_id(settings.data_dir), settings.node_name or default_node_name())
-    worker = Worker(settings, job_store, images, input_file_store, loader, notifier, nodes)
-    generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker, nodes)
+    events = JobEvents()
+    worker = Worker(settings, job_store, images, input_file_store, loader, notifier, nodes, events)
+    generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker, nodes, events)
     accounts = AccountStore(job_store.db)
-    return Services(settings, generation, loader, images, worker, accounts, Authenticator(accounts, settings))
+    return Services(settings, generation, loader, images, worker, accounts, Authenticator(accounts, settings), nodes,
+                    events)

@@ -24,6 +24,7 @@ from sdedge.foreign_errors import describe_outage, is_database_outage
 from sdedge.file_store import FileStore
 from sdedge.infotext import infotext
 from sdedge.housekeeping import MAX_ATTEMPTS, Housekeeping
+from sdedge.job_events import JobEvents, Kind, event_for, stage_seconds
 from sdedge.job_store import Job, JobStatus, JobStore, worker_name
 from sdedge.leases import LeaseKeeper
 from sdedge.nodes import NodeRegistry
@@ -55,8 +56,9 @@ class Worker:
     """Claims jobs and runs them on the loader's engine."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_files: FileStore,
-                 loader: EngineLoader, notifier: Notifier, nodes: NodeRegistry) -> None:
+                 loader: EngineLoader, notifier: Notifier, nodes: NodeRegistry, events: JobEvents | None = None) -> None:
         self.settings, self.job_store, self.loader = settings, job_store, loader
+        self.events = events or JobEvents()
         self.images, self.input_files = images, input_files
         self.notifier, self.node = notifier, nodes.node
         self.name = worker_name(nodes.node)
@@ -190,6 +192,7 @@ class Worker:
         tracker = _StepTracker(self, job, params)
         self._lease = LeaseKeeper(self.job_store, job.id, job.attempts, self.settings.lease_seconds)
         self._safely(self.housekeeping.beat_now)
+        self.emit("started", job)
         try:
             with self._lease:
                 inputs = input_files.load(job.params, self.input_files)
@@ -247,6 +250,8 @@ class Worker:
         size = self.images.size_of(files)
         self._persist(lambda: self.job_store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=size,
                                                     step=total, attempt=job.attempts), f"the result of job {job.id}")
+        self.emit("succeeded", job, stage_seconds=stage_seconds(timings),
+                  denoise_steps=params.steps * params.num_images)
 
     def _stopped(self, job: Job, tracker: _StepTracker) -> None:
         if tracker.lost:
@@ -266,6 +271,12 @@ class Worker:
         error = {"code": code, "message": message}
         self._persist(lambda: self.job_store.finish(job.id, status, error=error, step=step, attempt=job.attempts),
                       f"the end of job {job.id}")
+        self.emit("canceled" if status is JobStatus.CANCELED else "failed", job, error=error, step=step)
+
+    def emit(self, kind: Kind, job: Job, **facts: object) -> None:
+        """Tell the job event listeners (metrics, JSON logs) what happened to job on this node."""
+        self.events.emit(event_for(kind, job, model=self.settings.stable_diffusion_repo_id, node=self.node,
+                                   now=time.time(), **facts))
 
     def _cleanup(self, job: Job) -> None:
         # The preview file stays until the job is deleted or pruned: a page may still be loading it.
@@ -314,6 +325,7 @@ class _StepTracker:
         if not final and now - self._last_write < 0.25:  # SQL writes at most 4 per second
             return False
         self._last_write = now
+        self.worker.emit("progress", self.job, step=progress.step, total=progress.total)
         try:
             return self.worker.job_store.set_progress(self.job.id, progress.step, progress.total, progress.preview,
                                                       attempt=self.job.attempts,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -36,6 +38,15 @@ class LoadState(str, Enum):
         return self in (LoadState.MISSING, LoadState.FAILED)
 
 
+@dataclass(frozen=True)
+class LoadRecord:
+    """One model load: which model, how it ended (ready, missing, failed) and how long it took."""
+
+    model: str
+    outcome: str
+    seconds: float
+
+
 class EngineLoader:
     """Owns the engine and the story of how it was (or was not) loaded."""
 
@@ -46,6 +57,7 @@ class EngineLoader:
         self.download_progress: dict[str, int] | None = None
         self.model_path: str | None = None
         self._engine: Engine | None = None
+        self.load_history: list[LoadRecord] = []  # every load of this process, for /metrics
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -87,6 +99,7 @@ class EngineLoader:
         return self.state is LoadState.READY
 
     def _load(self) -> None:
+        started = time.perf_counter()
         try:
             engine = self._build_engine()
             if self.settings.warmup:
@@ -101,6 +114,8 @@ class EngineLoader:
             log.exception("loading the model failed")
             self._set(LoadState.FAILED, f"loading the model failed: {exc}")
         finally:
+            self.load_history.append(LoadRecord(self.settings.stable_diffusion_repo_id, self.state.value,
+                                                time.perf_counter() - started))
             self._ready.set()
 
     def _build_engine(self) -> Engine:

@@ -7,6 +7,8 @@
     docs     /openapi.json and /docs
     page     the web page and its static files
     account  logging in and out, the caller's own API tokens
+    metrics  GET /metrics for Prometheus
+    mcp      /mcp, the MCP tool server (streamable HTTP)
 
 No blueprint module imports another; what they share is in `sdedge.routes.http_input` and the
 service modules.
@@ -16,10 +18,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sdedge.routes import a1111, account, docs, jobs, native, openai, page
+from sdedge.routes import a1111, account, docs, jobs, mcp, metrics, native, openai, page
 
 
 def register_blueprints(app: Flask) -> None:
     """Attach every surface to the app."""
-    for module in (native, jobs, page, account, a1111, openai, docs):
+    for module in (native, jobs, page, account, a1111, openai, docs, metrics, mcp):
         app.register_blueprint(module.bp)

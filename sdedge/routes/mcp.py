@@ -1,0 +1,25 @@
+"""/mcp: the MCP tool server over streamable HTTP (sdedge.mcp_tools), behind the same security layer."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+from werkzeug.wrappers import Response
+
+from sdedge.auth import caller
+from sdedge.errors import NotFound
+from sdedge.mcp_mount import BASE_URL_KEY, PRINCIPAL_KEY, McpBridge
+from sdedge.openapi_spec import documented
+
+bp = Blueprint("mcp", __name__)
+
+
+@bp.route("/mcp", methods=["GET", "POST", "DELETE"])
+@documented(response_content="text/event-stream")
+def mcp() -> Response:
+    """Model Context Protocol, streamable HTTP: tools to generate and edit images, list models, LoRAs, jobs."""
+    bridge: McpBridge | None = current_app.extensions.get("sdedge.mcp")
+    if bridge is None:
+        raise NotFound("the MCP server is off (MCP_ENABLED=false)")
+    request.environ[PRINCIPAL_KEY] = caller()  # the tools act as the caller the security layer found
+    request.environ[BASE_URL_KEY] = request.host_url.rstrip("/")
+    return bridge.response(request.environ)

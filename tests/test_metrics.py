@@ -1,0 +1,137 @@
+"""GET /metrics: the Prometheus text format, parsed by prometheus_client's own parser; counters move as
+jobs are submitted, succeed, fail and are canceled on the real engine; the scrape token and accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from authhelp import add_account
+from conftest import make_settings, start_app, wait_for
+from sdedge.config import Settings
+
+SMALL = {"width": 64, "height": 64, "steps": 2}
+
+
+def scrape(client: FlaskClient, headers: dict[str, str] | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, by name and sorted labels."""
+    response = client.get("/metrics", headers=headers or {})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    """The sum of the samples of name whose labels include labels."""
+    return sum(v for (n, found), v in samples.items() if n == name and set(labels.items()) <= set(found))
+
+
+def finished(client: FlaskClient, job_id: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job = client.get(f"/jobs/{job_id}").get_json()
+        return job if job["status"] in ("succeeded", "failed", "canceled") else None
+    found: dict[str, Any] = wait_for(done, timeout=120)
+    return found
+
+
+def submit(client: FlaskClient, **fields: Any) -> str:
+    response = client.post("/generate/text2img", json={"prompt": "a red cube", **SMALL, **fields})
+    assert response.status_code == 202, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def test_counters_move_as_jobs_succeed_fail_and_are_canceled(app: Flask, client: FlaskClient,
+                                                             settings: Settings) -> None:
+    before = scrape(client)
+    model = settings.stable_diffusion_repo_id
+    assert value(before, "sdedge_jobs_total", event="submitted") == 0
+    assert value(before, "sdedge_model_state", state="ready", model=model) == 1
+    assert value(before, "sdedge_model_loads_total", outcome="ready") == 1
+
+    assert finished(client, submit(client))["status"] == "succeeded"
+    settings.job_timeout = 1e-6  # the next job runs out of time at its first step: a real failure path
+    try:
+        failed = finished(client, submit(client, steps=4))
+    finally:
+        settings.job_timeout = 900.0
+    assert failed["status"] == "failed" and failed["error"]["code"] == "timeout"
+    queued = submit(client, steps=50)
+    client.post(f"/jobs/{queued}/cancel")
+    assert finished(client, queued)["status"] == "canceled"
+    assert client.get("/no-such-page").status_code == 404
+
+    after = scrape(client)
+    jobs = {event: value(after, "sdedge_jobs_total", event=event, mode="text2img", model=model)
+            for event in ("submitted", "succeeded", "failed", "canceled")}
+    assert jobs == {"submitted": 3, "succeeded": 1, "failed": 1, "canceled": 1}
+    assert value(after, "sdedge_job_duration_seconds_count", status="succeeded") == 1
+    assert value(after, "sdedge_job_queue_wait_seconds_count") >= 2
+    # genai reports no text-encoder duration on this runtime for the tiny model (it is counted when reported)
+    for stage in ("denoise_step", "decode", "save"):
+        assert value(after, "sdedge_stage_seconds_count", stage=stage) == 1, stage
+        assert value(after, "sdedge_stage_seconds_sum", stage=stage) > 0, stage
+    assert value(after, "sdedge_jobs_stored", status="succeeded", mode="text2img") == 1
+    assert value(after, "sdedge_jobs_stored", status="failed") == 1
+    assert value(after, "sdedge_queue_depth") == 0
+    worker = [labels for (name, labels), v in after.items() if name == "sdedge_worker_info" and v == 1]
+    assert len(worker) == 1 and dict(worker[0])["device"] == "CPU" and dict(worker[0])["model"]
+    assert value(after, "sdedge_output_free_bytes") > 0
+    assert value(after, "sdedge_http_requests_total", route="/generate/text2img", status="202") == 3
+    assert value(after, "sdedge_http_requests_total", route="<unmatched>", status="404") == 1
+
+
+def test_queue_depth_by_priority(settings: Settings) -> None:
+    from sdedge.app import create_app
+
+    app = create_app(settings, load_model=False)  # no engine: nothing leaves the queue
+    try:
+        client = app.test_client()
+        for priority in (0, 0, 5):
+            assert client.post("/generate/text2img", json={"prompt": "x", "priority": priority}).status_code == 202
+        samples = scrape(client)
+        assert value(samples, "sdedge_queue_depth", priority="0") == 2
+        assert value(samples, "sdedge_queue_depth", priority="5") == 1
+        assert value(samples, "sdedge_model_state", state="starting") == 1
+    finally:
+        app.extensions["sdedge"].shutdown()
+
+
+def test_every_app_has_its_own_registry(settings: Settings, tmp_path: Any) -> None:
+    from sdedge.app import create_app
+
+    first = create_app(settings, load_model=False)
+    second = create_app(make_settings(tmp_path / "two"), load_model=False)
+    try:
+        first.test_client().post("/generate/text2img", json={"prompt": "x"})
+        assert value(scrape(first.test_client()), "sdedge_jobs_total", event="submitted") == 1
+        assert value(scrape(second.test_client()), "sdedge_jobs_total", event="submitted") == 0
+    finally:
+        first.extensions["sdedge"].shutdown()
+        second.extensions["sdedge"].shutdown()
+
+
+def test_scrape_token_and_accounts(tmp_path: Any) -> None:
+    app = start_app(make_settings(tmp_path, metrics_token="prom-secret-123"))
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 401  # open server, but METRICS_TOKEN is set
+    scrape(client, {"Authorization": "Bearer prom-secret-123"})
+    alice = add_account(app, "alice")
+    refused = client.get("/metrics")
+    assert refused.status_code == 401 and "Bearer" in refused.headers["WWW-Authenticate"]
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    scrape(client, {"Authorization": "Bearer prom-secret-123"})
+    scrape(client, alice.bearer)  # a signed-in user may look too
+    assert client.get("/jobs", headers={"Authorization": "Bearer prom-secret-123"}).status_code == 401
+
+
+def test_with_accounts_and_no_scrape_token_a_user_is_needed(app: Flask, client: FlaskClient) -> None:
+    alice = add_account(app, "alice")
+    assert client.get("/metrics").status_code == 401
+    assert value(scrape(client, alice.basic), "sdedge_build_info") == 1
