@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--height", type=int)
     generate.add_argument("--seed", type=int)
     generate.add_argument("--sampler")
+    sub.add_parser("mcp", help="serve the MCP tools over stdio (for an assistant that launches sdedge itself)")
     cli_accounts.add_commands(sub)
     return parser
 
@@ -189,10 +190,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP tool server over stdio, on an engine and worker of its own (stdout carries the protocol)."""
+    from sdedge.mcp_tools import run_stdio
+
+    return run_stdio(_settings())
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "download": cmd_download,
     "convert": cmd_convert,
     "generate": cmd_generate,
+    "mcp": cmd_mcp,
     **cli_accounts.COMMANDS,
 }

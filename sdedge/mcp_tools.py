@@ -18,7 +18,9 @@ from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from sdedge import __version__, loras, server_status
+from sdedge.config import Settings
 from sdedge.errors import SdedgeError
+from sdedge.housekeeping import BEAT_EVERY_SECONDS
 from sdedge.job_store import Job, JobStatus
 from sdedge.mcp_mount import BASE_URL_KEY, PRINCIPAL_KEY
 from sdedge.principal import SYSTEM, Principal, anonymous
@@ -29,6 +31,27 @@ GENERATED = "/generated/"
 INSTRUCTIONS = ("Stable Diffusion on this machine (OpenVINO). generate_image draws from a prompt; edit_image "
                 "repaints an image (a data URL, base64, or a /generated/ URL from an earlier result), with a "
                 "mask for inpainting. Jobs queue: get_job and cancel_job take the job id a result names.")
+
+
+def run_stdio(settings: Settings) -> int:
+    """`sdedge mcp`: this process's own services and engine, the tools on stdin/stdout; 1 when a server
+    already runs on this DATA_DIR (then its /mcp is the way: one engine per machine)."""
+    import sys
+
+    from sdedge.services import build_services
+
+    svc = build_services(settings)
+    if any(node.id == svc.nodes.node for node in svc.nodes.live(3 * BEAT_EVERY_SECONDS)):
+        print(f"sdedge mcp: a server already runs on {settings.data_dir}; point the assistant at its /mcp "
+              "(streamable HTTP) instead (README: MCP)", file=sys.stderr)
+        return 1
+    svc.loader.start()
+    svc.worker.start()
+    try:
+        build_mcp(svc, local=True).run("stdio")
+    finally:
+        svc.shutdown()
+    return 0
 
 
 def build_mcp(svc: Services, *, local: bool = False) -> MCPServer:
@@ -167,6 +190,8 @@ class _Tools:
         view = self._view(job, ctx)
         summary = {"job_id": job.id, "images": (view.get("result") or {}).get("images", []),
                    "seeds": (job.result or {}).get("seeds")}
+        if self.local:  # the assistant runs on this machine: the files themselves
+            summary["paths"] = [str(p) for name in generation.result_files(job) if (p := self.svc.images.path(name))]
         blocks.append(json.dumps(summary))
         return blocks
 
