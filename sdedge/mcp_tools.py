@@ -171,6 +171,8 @@ class _Tools:
                 last = progress["step"]
                 await ctx.report_progress(last, progress["total"], f"step {last}/{progress['total']}")
             if job.status.finished:
+                if job.status is JobStatus.SUCCEEDED and progress["total"] and last < progress["total"]:
+                    await ctx.report_progress(progress["total"], progress["total"], "done")
                 return job
             seen = await anyio.to_thread.run_sync(notifier.wait, seen, POLL_SECONDS)
 
