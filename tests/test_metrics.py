@@ -135,3 +135,33 @@ def test_with_accounts_and_no_scrape_token_a_user_is_needed(app: Flask, client: 
     alice = add_account(app, "alice")
     assert client.get("/metrics").status_code == 401
     assert value(scrape(client, alice.basic), "sdedge_build_info") == 1
+
+
+def test_a_shared_fleet_database_shows_every_nodes_workers(tmp_path: Any) -> None:
+    from pgserver import PostgresServer
+
+    postgres = PostgresServer().init().start()
+    try:
+        url = postgres.create_database("metrics_fleet")
+        alpha = start_app(make_settings(tmp_path / "alpha", database_url=url, node_name="alpha"))
+        start_app(make_settings(tmp_path / "beta", database_url=url, node_name="beta"))
+        client = alpha.test_client()
+
+        def names() -> set[str] | None:
+            found = {dict(labels)["node_name"] for (name, labels), v in scrape(client).items()
+                     if name == "sdedge_worker_info" and v == 1}
+            return found if found == {"alpha", "beta"} else None
+        assert wait_for(names, timeout=30)
+    finally:
+        for app in list(conftest_apps()):
+            app.extensions["sdedge"].shutdown()
+        postgres.remove()
+
+
+def conftest_apps() -> list[Flask]:
+    """The apps start_app made (stopped before the database goes away)."""
+    import conftest
+
+    found = list(conftest._apps)
+    conftest._apps.clear()
+    return found
