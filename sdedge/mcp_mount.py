@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -51,7 +51,6 @@ class McpBridge:
             return self._wsgi
 
     def _start(self) -> WSGIApp:
-        from a2wsgi import ASGIMiddleware
         from mcp.server.transport_security import TransportSecuritySettings
 
         from sdedge.mcp_tools import build_mcp
@@ -76,8 +75,7 @@ class McpBridge:
         if not ready.wait(START_SECONDS):
             raise RuntimeError("the MCP session manager did not start")
         self.svc.closers.append(self.close)
-        wsgi: WSGIApp = ASGIMiddleware(asgi, loop=loop)  # type: ignore[arg-type,assignment]
-        return wsgi
+        return _wsgi_of(asgi, loop)
 
     def close(self) -> None:
         """End the MCP sessions, then the loop."""
@@ -94,6 +92,38 @@ class McpBridge:
         if self._thread is not None:
             self._thread.join(timeout=START_SECONDS)
         self._loop = None
+
+
+def _wsgi_of(asgi: Any, loop: asyncio.AbstractEventLoop) -> WSGIApp:
+    """a2wsgi's bridge, plus the one thing it leaves out: when waitress finds the client gone and closes
+    the response early, the ASGI app is told `http.disconnect` (the SDK then cancels the tool call, and
+    the tool its job), instead of writing to nobody until the job ends."""
+    from a2wsgi.asgi import ASGIResponder
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        responder = ASGIResponder(asgi, loop)
+        chunks = responder(environ, start_response)  # type: ignore[arg-type]
+        return _TellsDisconnect(chunks, responder)
+    return app
+
+
+class _TellsDisconnect:
+    """The response chunks; closed before the end, the ASGI side hears that the client went away."""
+
+    def __init__(self, chunks: Iterable[bytes], responder: Any) -> None:
+        self.chunks, self.responder, self.finished = chunks, responder, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.chunks
+        self.finished = True
+
+    def close(self) -> None:
+        """Waitress calls this when the response ends, or when the client disconnected."""
+        if not self.finished and not self.responder.asgi_done.is_set():
+            self.responder.receive_event.set({"type": "http.disconnect"})
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _without_hop_by_hop(app: WSGIApp) -> WSGIApp:

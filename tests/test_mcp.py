@@ -180,3 +180,33 @@ def test_sdedge_mcp_over_stdio(tmp_path: Path) -> None:
     paths = json.loads(result.content[-1].text)["paths"]
     assert Path(paths[0]).is_file() and Path(paths[0]).parent == tmp_path / "generated"
 
+
+
+def test_a_call_the_client_gives_up_on_cancels_its_job(served: Served) -> None:
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def give_up() -> None:
+        stepped = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if progress >= 1:
+                stepped.set()
+
+        async with httpx2.AsyncClient(timeout=60) as http:
+            async with Client(streamable_http_client(served.base + "/mcp", http_client=http)) as client:
+                async with anyio.create_task_group() as group:
+                    async def generate() -> None:
+                        await client.call_tool("generate_image", {"prompt": "slow", "size": "64x64", "steps": 100},
+                                               progress_callback=on_progress)
+                    group.start_soon(generate)
+                    await stepped.wait()
+                    group.cancel_scope.cancel()
+
+    run(give_up())
+    store = served.app.extensions["sdedge"].generation.job_store
+    (job,) = store.list_jobs(None, 5, None)
+    finished = served.app.extensions["sdedge"].generation.wait(job.id, 60)
+    assert finished.status.value == "canceled" and finished.progress_step < 100
