@@ -60,6 +60,25 @@ def init_rate_limits(app: Flask, settings: Settings, key: Callable[[], str]) -> 
     return limiter
 
 
+class SubmissionMeter:
+    """RATE_LIMIT for submissions that arrive inside one long request, where the per-request limit cannot
+    count them (MCP tool calls), counted per user (or address) in the limiter's storage."""
+
+    def __init__(self, limiter: Limiter, settings: Settings) -> None:
+        self.limiter = limiter
+        self.items: list[RateLimitItem] = parse_many(settings.rate_limit) if settings.rate_limit else []
+
+    def hit(self, key: str) -> None:
+        """Count one submission by key; 429 (RateLimited) once over RATE_LIMIT."""
+        for item in self.items:
+            if not self.limiter.limiter.hit(item, "tool-submissions", key):
+                reset = self.limiter.limiter.get_window_stats(item, "tool-submissions", key).reset_time
+                retry = max(1, math.ceil(reset - time.time()))
+                message = f"too many submissions: at most {item} (RATE_LIMIT); retry in {retry} s"
+                raise RateLimited(message, detail(None, message, "rate_limit", limit=str(item), retry_after=retry),
+                                  {"Retry-After": str(retry)})
+
+
 class LoginThrottle:
     """Failed credential checks per client address (LOGIN_RATE_LIMIT), in the limiter's storage."""
 

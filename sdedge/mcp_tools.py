@@ -147,7 +147,9 @@ class _Tools:
     async def _generate(self, ctx: Context, mode: str, body: dict[str, Any],
                         files: dict[str, bytes]) -> list[Image | str]:
         who = self.caller(ctx)
-        generation = self.svc.generation
+        generation, meter = self.svc.generation, self.svc.submissions
+        if meter is not None:
+            await self._call(lambda: meter.hit(who.rate_key))
         job = (await self._call(lambda: generation.submit(mode, body, files or None, caller=who))).job
         try:
             job = await self._follow(ctx, job, who)

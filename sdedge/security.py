@@ -15,7 +15,7 @@ import logging
 from flask import Flask, Response, g
 
 from sdedge.auth import authenticate, caller, init_sessions
-from sdedge.fair_use import LoginThrottle, init_rate_limits
+from sdedge.fair_use import LoginThrottle, SubmissionMeter, init_rate_limits
 from sdedge.services import Services
 from sdedge.web_guard import HostAllowList, OriginCheck, check_host, init_cors, is_loopback
 
@@ -32,6 +32,7 @@ def init_security(app: Flask, svc: Services) -> None:
     app.before_request(lambda: origins.check(caller()))
     limiter = init_rate_limits(app, settings, lambda: caller().rate_key)
     svc.auth.throttle = LoginThrottle(limiter, settings)
+    svc.submissions = SubmissionMeter(limiter, settings)
     init_cors(app, settings)
     app.after_request(_private_when_signed_in)
     if not svc.auth.accounts_exist() and not is_loopback(settings.host):

@@ -12,6 +12,7 @@ from sdedge.accounts import AccountStore
 from sdedge.auth import Authenticator
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
+from sdedge.fair_use import SubmissionMeter
 from sdedge.file_store import FileStore
 from sdedge.job_events import JobEvents
 from sdedge.job_store import JobStore
@@ -37,6 +38,7 @@ class Services:
     events: JobEvents  # job events for metrics and JSON logs
     started_at: float = field(default_factory=time.time)
     closers: list[Callable[[], None]] = field(default_factory=list)  # integrations to end at shutdown (MCP loop)
+    submissions: SubmissionMeter | None = None  # RATE_LIMIT for MCP tool calls; set with the rate limiter
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the worker: the running job stops at its next step and is re-queued."""

@@ -210,3 +210,16 @@ def test_a_call_the_client_gives_up_on_cancels_its_job(served: Served) -> None:
     (job,) = store.list_jobs(None, 5, None)
     finished = served.app.extensions["sdedge"].generation.wait(job.id, 60)
     assert finished.status.value == "canceled" and finished.progress_step < 100
+
+
+def test_rate_limit_counts_tool_generations(tmp_path: Path) -> None:
+    served = Served(start_app(make_settings(tmp_path, rate_limit="1/minute")))
+    try:
+        first, second = run(session_calls(served.base + "/mcp", [
+            ("generate_image", {"prompt": "one", "size": "64x64", "steps": 1}),
+            ("generate_image", {"prompt": "two", "size": "64x64", "steps": 1}),
+        ]))
+        assert not first.is_error
+        assert second.is_error and "RATE_LIMIT" in second.content[0].text
+    finally:
+        served.close()
