@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from sdedge import __version__
 from sdedge.engine.loader import LoadState
+from sdedge.foreign_errors import is_database_outage
 from sdedge.job_events import JobEvent
 from sdedge.job_store import JobStatus
 
@@ -83,10 +84,17 @@ class StateCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        """The current values."""
-        yield from self._jobs()
+        """The current values; while the job database is unreachable, the rest and `sdedge_database_up 0`."""
+        up = 1.0
+        for part in (self._jobs, self._workers):
+            try:
+                yield from list(part())
+            except Exception as exc:  # noqa: BLE001 - a monitor must see the outage, not a failed scrape
+                if not is_database_outage(exc):
+                    raise
+                up = 0.0
+        yield GaugeMetricFamily("sdedge_database_up", "1 when the job database answered this scrape", value=up)
         yield from self._model()
-        yield from self._workers()
         yield from self._disk()
         info = GaugeMetricFamily("sdedge_build_info", "The sdedge version", labels=["version"])
         info.add_metric([__version__], 1)

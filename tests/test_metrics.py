@@ -165,3 +165,23 @@ def conftest_apps() -> list[Flask]:
     found = list(conftest._apps)
     conftest._apps.clear()
     return found
+
+
+def test_a_database_outage_is_a_metric_not_a_failed_scrape(settings: Settings, monkeypatch: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from sdedge.app import create_app
+
+    app = create_app(settings, load_model=False)
+    try:
+        store = app.extensions["sdedge"].generation.job_store
+
+        def unreachable(*names: str) -> list[Any]:
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+        assert value(scrape(app.test_client()), "sdedge_database_up") == 1
+        monkeypatch.setattr(store, "tally", unreachable)
+        down = scrape(app.test_client())
+        assert value(down, "sdedge_database_up") == 0 and value(down, "sdedge_model_state", state="starting") == 1
+        assert not [name for name, _ in down if name == "sdedge_queue_depth"]
+    finally:
+        app.extensions["sdedge"].shutdown()
