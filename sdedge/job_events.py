@@ -26,8 +26,9 @@ STAGE_TIMINGS = {"text_encoder": "text_encoder_ms", "denoise": "unet_ms", "decod
 
 
 def job_model(job: Job, default: str) -> str:
-    """The model a job ran (or will run) on: its params' `model` when set, else the server's default."""
-    chosen = job.params.get("model")
+    """The model a job ran (or will run) on: the one it asked for (its `model` column, else its params'),
+    or the server's default."""
+    chosen = job.model or job.params.get("model")
     return str(chosen) if chosen else default
 
 

@@ -102,12 +102,13 @@ class StateCollector(Collector):
 
     def _jobs(self) -> Iterator[Metric]:
         store = self.svc.generation.job_store
-        by_status = GaugeMetricFamily("sdedge_jobs_stored", "Jobs in the job store by status and mode (shared by "
-                                      "a fleet; pruning removes finished ones)", labels=["status", "mode"])
+        by_status = GaugeMetricFamily("sdedge_jobs_stored", "Jobs in the job store by status, mode and model (shared "
+                                      "by a fleet; pruning removes finished ones)", labels=["status", "mode", "model"])
+        default = self.svc.settings.stable_diffusion_repo_id
         depth = GaugeMetricFamily("sdedge_queue_depth", "Queued jobs by priority", labels=["priority"])
         running = 0
-        for status, mode, count in store.tally("status", "type"):
-            by_status.add_metric([status, mode], count)
+        for status, mode, model, count in store.tally("status", "type", "model"):
+            by_status.add_metric([status, mode, model or default], count)
             running += count if status == JobStatus.RUNNING.value else 0
         for status, priority, count in store.tally("status", "priority"):
             if status == JobStatus.QUEUED.value:

@@ -36,3 +36,9 @@ def test_a_failing_listener_is_logged_and_the_others_still_hear(caplog: pytest.L
     with caplog.at_level(logging.ERROR):
         events.emit(event)
     assert heard == [event] and "listener failed" in caplog.text
+
+
+def test_the_jobs_own_model_column_names_its_model() -> None:
+    asked = job()
+    asked.model = "library/sdxl-turbo"
+    assert job_model(asked, "default/repo") == "library/sdxl-turbo"

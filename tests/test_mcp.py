@@ -35,12 +35,13 @@ class Served:
         self.app = app
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.server = waitress.create_server(app, host="127.0.0.1", port=self.port, threads=6)
+        self.server = waitress.create_server(app, host="127.0.0.1", port=self.port, threads=6, asyncore_use_poll=True)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
-        # closed from the server's own loop thread: closing its socket from here races its select()
+        # closed in the server's own loop thread (from here it races the loop's poll); poll(), unlike
+        # select(), reports a descriptor closed meanwhile instead of raising EBADF
         self.server.trigger.pull_trigger(self.server.close)  # type: ignore[attr-defined]
         self.thread.join(timeout=2)
 
