@@ -224,3 +224,18 @@ def test_rate_limit_counts_tool_generations(tmp_path: Path) -> None:
         assert second.is_error and "RATE_LIMIT" in second.content[0].text
     finally:
         served.close()
+
+
+def test_sdedge_mcp_refuses_to_share_a_data_dir_with_a_running_server(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import wait_for
+
+    app = start_app(make_settings(tmp_path))
+    svc = app.extensions["sdedge"]
+    wait_for(lambda: svc.nodes.live(15), timeout=30)  # the worker has said it is alive
+    env = {**user_environment(), "STABLE_DIFFUSION_REPO_ID": str(FIXTURE_MODEL), "AUTO_DOWNLOAD_MODELS": "false",
+           "DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([*sdedge_command(), "mcp"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "/mcp" in done.stderr and done.stdout == ""
