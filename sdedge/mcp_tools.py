@@ -22,6 +22,7 @@ from sdedge.config import Settings
 from sdedge.errors import SdedgeError
 from sdedge.housekeeping import BEAT_EVERY_SECONDS
 from sdedge.job_store import Job, JobStatus
+from sdedge.job_view import ImageForm
 from sdedge.mcp_mount import BASE_URL_KEY, PRINCIPAL_KEY
 from sdedge.principal import SYSTEM, Principal, anonymous
 from sdedge.services import Services
@@ -192,7 +193,7 @@ class _Tools:
             if data is not None:
                 blocks.append(Image(data=data, format="png"))
         view = self._view(job, ctx)
-        summary = {"job_id": job.id, "images": (view.get("result") or {}).get("images", []),
+        summary = {"job_id": job.id, "images": (view.get("result") or {}).get("urls", []),
                    "seeds": (job.result or {}).get("seeds")}
         if self.local:  # the assistant runs on this machine: the files themselves
             summary["paths"] = [str(p) for name in generation.result_files(job) if (p := self.svc.images.path(name))]
@@ -200,10 +201,12 @@ class _Tools:
         return blocks
 
     def _view(self, job: Job, ctx: Context) -> dict[str, Any]:
-        view = self.svc.generation.view(job)
+        """The job's public view with file URLs (not data URLs: the images travel as image content)."""
+        view = self.svc.generation.view(job, ImageForm.URLS)
         base = (self._environ(ctx) or {}).get(BASE_URL_KEY)
         if base and not self.svc.settings.base_url and view.get("result"):
-            view["result"]["images"] = [base + url for url in view["result"]["images"]]
+            for key in ("images", "urls"):
+                view["result"][key] = [base + url if url.startswith("/") else url for url in view["result"][key]]
         return view
 
     def _image_bytes(self, value: str, who: Principal) -> bytes:

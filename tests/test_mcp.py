@@ -115,7 +115,8 @@ def test_edit_get_cancel_and_listings(served: Served) -> None:
     assert not inpaint.is_error and png_of(inpaint.content[0]).size == (64, 64)
     assert models.structured_content["models"][0]["loaded"] is True
     assert loras.structured_content == {"loras": []}
-    assert job.structured_content["status"] == "succeeded"
+    assert job.structured_content["status"] == "completed"
+    assert job.structured_content["result"]["images"][0].startswith(served.base + "/generated/")
     assert not canceled.is_error and canceled.structured_content["id"] == long.id
     assert generation.wait(long.id, 60).status.value == "canceled"
 

@@ -36,7 +36,7 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
 def finished(client: FlaskClient, job_id: str) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         job = client.get(f"/jobs/{job_id}").get_json()
-        return job if job["status"] in ("succeeded", "failed", "canceled") else None
+        return job if job["status"] in ("completed", "failed", "canceled") else None
     found: dict[str, Any] = wait_for(done, timeout=120)
     return found
 
@@ -55,13 +55,13 @@ def test_counters_move_as_jobs_succeed_fail_and_are_canceled(app: Flask, client:
     assert value(before, "sdedge_model_state", state="ready", model=model) == 1
     assert value(before, "sdedge_model_loads_total", outcome="ready") == 1
 
-    assert finished(client, submit(client))["status"] == "succeeded"
+    assert finished(client, submit(client))["status"] == "completed"
     settings.job_timeout = 1e-6  # the next job runs out of time at its first step: a real failure path
     try:
         failed = finished(client, submit(client, steps=4))
     finally:
         settings.job_timeout = 900.0
-    assert failed["status"] == "failed" and failed["error"]["code"] == "timeout"
+    assert failed["status"] == "failed" and failed["errorDetail"]["code"] == "timeout"
     queued = submit(client, steps=50)
     client.post(f"/jobs/{queued}/cancel")
     assert finished(client, queued)["status"] == "canceled"
