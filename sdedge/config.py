@@ -86,10 +86,13 @@ class Settings(BaseSettings):
                                                     "(default: the host name).")
 
     # Request limits
-    request_timeout: float = Field(45.0, gt=0, description="Seconds POST /image waits for its image.")
+    request_timeout: float = Field(
+        45.0, gt=0, description="HTTP timeout in seconds of the requests sdedge itself sends (the model hub's API, "
+                                "remote engines), as the seed's client timeout. It does not cut POST /image's wait: "
+                                "QUEUE_WAIT_TIMEOUT and JOB_TIMEOUT bound that.")
     queue_wait_timeout: float = Field(
-        3600.0, gt=0, description="Seconds a blocking call (A1111, OpenAI) waits for its job to start; then the job is "
-                                  "canceled and the call answers 504.")
+        3600.0, gt=0, description="Seconds a blocking call (POST /image, A1111, OpenAI) waits for its job to start; "
+                                  "then POST /image answers 202 with the job, the others cancel it and answer 504.")
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes.")
     max_prompt_length: int = Field(2000, ge=1, description="Longest prompt or negative prompt in characters.")
     min_size: int = Field(64, ge=8, description="Smallest width or height in pixels.")

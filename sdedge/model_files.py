@@ -51,7 +51,6 @@ ALLOW_PATTERNS: list[str] = [
 MARKER_NAME = ".sdedge-complete"
 _HF_META_DIR = ".cache"  # huggingface_hub keeps local_dir metadata and partial files here
 _PROGRESS_INTERVAL = 0.5
-_API_TIMEOUT = 30.0
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -230,7 +229,8 @@ def _remote_revision(settings: Settings) -> tuple[str, int, frozenset[str]]:
     # whatever half-downloaded local_dir exists instead of raising.
     api = HfApi(endpoint=hub_endpoint(), token=_token(settings))
     with map_exceptions(hub_errors(settings.stable_diffusion_repo_id)):
-        info = api.model_info(settings.stable_diffusion_repo_id, files_metadata=True, timeout=_API_TIMEOUT)
+        info = api.model_info(settings.stable_diffusion_repo_id, files_metadata=True,
+                              timeout=settings.request_timeout)  # REQUEST_TIMEOUT: our own HTTP calls' timeout
     if not info.sha:
         raise ModelDownloadError(f"the model hub gave no revision for {settings.stable_diffusion_repo_id}")
     allowed = [s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS)]

@@ -21,7 +21,7 @@ from sdedge.auth import PUBLIC_ENDPOINTS
 from sdedge.config import Settings
 from sdedge.modes import MODES, ModeSpec
 from sdedge.request_schemas import ImageResponse
-from sdedge.response_schemas import JobView
+from sdedge.response_schemas import ImageAccepted, JobView
 from sdedge.samplers import SAMPLERS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,7 +89,8 @@ def _with_mode(spec: ModeSpec) -> type[BaseModel]:
     default = ... if spec.mode.value != "text2img" else "text2img"
     field: Any = (Literal[spec.mode.value], Field(default, description="The generation mode."))
     name = f"Image{spec.request_model.__name__}"
-    model: type[BaseModel] = create_model(name, __base__=spec.request_model, mode=field)
+    answer: Any = (bool, Field(False, description="true: answer 202 with the job at once (as `Prefer: respond-async`)."))
+    model: type[BaseModel] = create_model(name, __base__=spec.request_model, mode=field, respond_async=answer)
     return model
 
 
@@ -100,7 +101,7 @@ ImageRequest.__doc__ = "POST /image: one mode's request, chosen by `mode` (text2
 JSON_OR_FORM = ("application/json", "multipart/form-data")
 KNOWN_ROUTES: dict[str, RouteDoc] = {
     "api.generate_image": RouteDoc(request=ImageRequest, request_content=JSON_OR_FORM,
-                                   responses={200: ImageResponse, 202: JobView}),
+                                   responses={200: ImageResponse, 202: ImageAccepted}),
     "api.generated_file": RouteDoc(response_content="image/png"),
     **{f"jobs.submit_{mode.value.replace('-', '_')}": RouteDoc(request=spec.request_model,
                                                                request_content=JSON_OR_FORM,

@@ -157,3 +157,12 @@ class ModelList(_Open):
     """GET /models."""
 
     models: list[dict[str, Any]]
+
+
+class ImageAccepted(JobView):
+    """POST /image answered before the image was ready (asked for, or the server stopped waiting): the job,
+    its id under the seed's name, and where to poll (also the Location header)."""
+
+    job_id: str
+    status_url: str = Field(description="GET it until the job is finished; the images are in result.images.")
+    events_url: str = Field(description="Server-Sent Events of the same job.")

@@ -100,15 +100,16 @@ class GenerationService:
         return Submission(job, created)
 
     def run(self, mode: str, body: dict[str, Any], files: dict[str, bytes] | None = None,
-            idempotency_key: str | None = None, *, caller: Principal, timeout: float | None = None,
-            allow_unfinished: bool = False) -> Job:
+            idempotency_key: str | None = None, *, caller: Principal, patience: float | None = None,
+            keep_on_give_up: bool = False) -> Job:
         """Submit and wait for the job (blocking routes), then return it as it ended.
 
         The wait is bounded twice: QUEUE_WAIT_TIMEOUT while the job is queued, then JOB_TIMEOUT while it
         runs (which the worker enforces too). A caller that gives up cancels its job, so nobody's work is
-        left running for nobody. The same call repeated while its job is unfinished (a client's retry)
-        waits for that job instead of queueing a second one. With allow_unfinished (POST /image), the
-        wait ends after timeout seconds and the job is returned as it is.
+        left running for nobody; with keep_on_give_up (POST /image, whose client can poll) the job is
+        returned unfinished instead. patience is the client's own limit (`Prefer: wait=N`): past it the
+        job is returned as it is, still queued or running. The same call repeated while its job is
+        unfinished (a client's retry) waits for that job instead of queueing a second one.
         """
         self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
         # A retry joins the same user's job only: the fingerprint is scoped like an idempotency key.
@@ -118,22 +119,26 @@ class GenerationService:
             if fingerprint:
                 self._in_flight[fingerprint] = job.id
         try:
-            if allow_unfinished:
-                return self.wait(job.id, self.settings.request_timeout if timeout is None else timeout)
-            return self._wait_bounded(job)
+            until = None if patience is None else time.monotonic() + patience
+            return self._wait_bounded(job, until, keep_on_give_up)
         finally:
             if fingerprint:
                 self._in_flight.pop(fingerprint, None)
 
-    def _wait_bounded(self, job: Job) -> Job:
+    def _wait_bounded(self, job: Job, until: float | None, keep: bool) -> Job:
+        def capped(seconds: float) -> float:
+            return seconds if until is None else min(seconds, until - time.monotonic())
+
         queued_until = job.created_at + self.settings.queue_wait_timeout
-        job = self.wait(job.id, max(0.0, queued_until - time.time()), until_started=True)
+        job = self.wait(job.id, max(0.0, capped(queued_until - time.time())), until_started=True)
         if job.status is JobStatus.QUEUED:
+            if keep or (until is not None and time.monotonic() >= until):
+                return job
             self._give_up(job, f"job {job.id} waited QUEUE_WAIT_TIMEOUT={self.settings.queue_wait_timeout:g} s "
                                "in the queue without starting; it was canceled")
         started = job.started_at or time.time()
-        job = self.wait(job.id, max(0.0, started + self.settings.job_timeout + _GRACE_SECONDS - time.time()))
-        if not job.status.finished:
+        job = self.wait(job.id, max(0.0, capped(started + self.settings.job_timeout + _GRACE_SECONDS - time.time())))
+        if not job.status.finished and not keep and (until is None or time.monotonic() < until):
             self._give_up(job, f"job {job.id} did not finish within JOB_TIMEOUT={self.settings.job_timeout:g} s; "
                                "it was canceled")
         return job
@@ -259,6 +264,10 @@ class GenerationService:
     def file_url(self, filename: str) -> str:
         """Link to a generated file; absolute when BASE_URL is set."""
         return f"{self.settings.base_url or ''}/generated/{filename}"
+
+    def job_url(self, job_id: str) -> str:
+        """Where a job is polled (GET /jobs/<id>); absolute when BASE_URL is set."""
+        return f"{self.settings.base_url or ''}/jobs/{job_id}"
 
     def file_path(self, filename: str, caller: Principal) -> Path | None:
         """A generated file's path, when it is one of ours, exists, and belongs to a job the caller may see."""

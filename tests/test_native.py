@@ -11,8 +11,9 @@ import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
-from conftest import make_settings, start_app
+from conftest import make_settings, start_app, wait_for
 from sdedge.config import Settings
+from sdedge.job_store import JobStatus
 from sdedge.samplers import SAMPLERS
 
 
@@ -202,3 +203,63 @@ def test_modes_describe_each_mode_with_the_servers_limits(client: FlaskClient, s
     assert modes["img2img"]["fields"]["strength"]["default"] == 0.75
     assert "mask_blur" in modes["inpaint"]["fields"] and "mask_blur" not in modes["img2img"]["fields"]
     assert all(mode["available"] for mode in modes.values())
+
+
+# -- POST /image: waiting, and answering early only when asked --------------------------------------
+BIG = {"width": 512, "height": 512}  # the tiny model's steps take long enough here to keep a job running
+
+
+def stored(client: FlaskClient, job_id: str) -> Any:
+    return client.application.extensions["sdedge"].generation.job_store.get(job_id)
+
+
+def test_image_waits_past_request_timeout_and_answers_with_urls(tmp_path: Path) -> None:
+    client = start_app(make_settings(tmp_path, request_timeout=0.05)).test_client()
+    response = client.post("/image", json={"prompt": "x", "steps": 12, **BIG})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["timings"]["total_ms"] > 50 and fetch_png(client, body["urls"][0]).size == (512, 512)
+
+
+def test_prefer_respond_async_answers_202_with_where_to_poll(tmp_path: Path) -> None:
+    from test_jobs_routes import paused_app
+
+    client = paused_app(tmp_path).test_client()
+    response = client.post("/image", json={"prompt": "x"}, headers={"Prefer": "respond-async"})
+    assert response.status_code == 202 and response.headers["Preference-Applied"] == "respond-async"
+    body = response.get_json()
+    assert body["job_id"] == body["id"] and body["status_url"] == f"/jobs/{body['id']}"
+    assert response.headers["Location"] == body["status_url"] and body["events_url"].endswith("/events")
+    assert client.get(body["status_url"]).get_json()["id"] == body["id"]
+    assert stored(client, body["id"]).status is JobStatus.QUEUED
+
+
+def test_respond_async_body_field_and_prefer_wait(tmp_path: Path) -> None:
+    from test_jobs_routes import paused_app
+
+    client = paused_app(tmp_path).test_client()
+    asked = client.post("/image", json={"prompt": "x", "respond_async": True})
+    assert asked.status_code == 202 and stored(client, asked.get_json()["job_id"]).status is JobStatus.QUEUED
+    assert client.post("/image", json={"prompt": "x", "respond_async": "maybe"}).status_code == 400
+    assert_error(client.post("/image", json={"prompt": "x"}, headers={"Prefer": "wait=soon"}), 400)
+
+
+def test_prefer_wait_answers_202_after_the_wait_and_the_job_goes_on(tmp_path: Path) -> None:
+    client = start_app(make_settings(tmp_path)).test_client()
+    response = client.post("/image", json={"prompt": "x", "steps": 25, **BIG}, headers={"Prefer": "wait=0.2"})
+    assert response.status_code == 202 and response.headers["Preference-Applied"] == "wait=0.2"
+    job_id = response.get_json()["job_id"]
+    assert wait_for(lambda: stored(client, job_id).status.finished, 300)
+    assert stored(client, job_id).status is JobStatus.SUCCEEDED
+
+
+def test_past_queue_wait_timeout_image_answers_202_and_keeps_the_job(tmp_path: Path) -> None:
+    client = start_app(make_settings(tmp_path, queue_wait_timeout=0.3)).test_client()
+    blocker = client.post("/generate/text2img", json={"prompt": "busy", "steps": 100, **BIG}).get_json()
+    wait_for(lambda: stored(client, blocker["id"]).status is JobStatus.RUNNING)
+    response = client.post("/image", json={"prompt": "x", "steps": 1})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert stored(client, body["job_id"]).status is JobStatus.QUEUED  # not canceled: the client polls it
+    client.post(f"/jobs/{blocker['id']}/cancel")
+    assert wait_for(lambda: stored(client, body["job_id"]).status is JobStatus.SUCCEEDED, 120)

@@ -106,3 +106,18 @@ def query_args(model: type[Query]) -> Query:
 def idempotency_key() -> str | None:
     """The Idempotency-Key header, when the client sent one."""
     return request.headers.get("Idempotency-Key") or None
+
+
+def preferences() -> dict[str, str]:
+    """The Prefer header's preferences (RFC 7240), lower-cased names to their values ('' for none).
+
+    `Prefer: respond-async, wait=10` -> {"respond-async": "", "wait": "10"}; parameters after `;` are
+    dropped, and the first occurrence of a preference wins, as the RFC says.
+    """
+    found: dict[str, str] = {}
+    for header in request.headers.getlist("Prefer"):
+        for item in header.split(","):
+            name, _, value = item.split(";", 1)[0].strip().partition("=")
+            if name.strip():
+                found.setdefault(name.strip().lower(), value.strip().strip('"'))
+    return found

@@ -6,34 +6,75 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, send_file
+from pydantic import BaseModel, Field, ValidationError
 
 from sdedge import server_status
 from sdedge.auth import caller, health_view
-from sdedge.errors import NotFound, error_for
+from sdedge.errors import InvalidRequest, NotFound, detail, error_for
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
 from sdedge.request_schemas import ImageResponse
 from sdedge.response_schemas import Alive, Health, ModeList, ModelList, Ready, SamplerList
-from sdedge.routes.http_input import idempotency_key, request_body
+from sdedge.routes.http_input import idempotency_key, preferences, request_body
 from sdedge.service import GenerationService, iso
 from sdedge.services import services
 
 bp = Blueprint("api", __name__)
 
 
+class ImageCallOptions(BaseModel):
+    """How POST /image answers: the `respond_async` body field, or the Prefer header (RFC 7240)."""
+
+    respond_async: bool = Field(False, description="Answer 202 with the job at once (as `Prefer: respond-async`).")
+    wait: float | None = Field(None, ge=0, description="`Prefer: wait=N`: wait at most N seconds, then 202 with the job.")
+
+
 @bp.post("/image")
-def generate_image() -> tuple[Response, int]:
-    """Queue a job (text2img, or `mode`: img2img, inpaint, style-transfer) and wait up to REQUEST_TIMEOUT; else 202."""
+def generate_image() -> tuple[Response, int, dict[str, str]]:
+    """Queue a job (text2img, or `mode`: img2img, inpaint, style-transfer) and answer with its urls once done.
+
+    The wait is bounded by QUEUE_WAIT_TIMEOUT (to start) and JOB_TIMEOUT (to run); past either the answer
+    is 202 with the job, which keeps running. `Prefer: respond-async` (or `respond_async: true`) answers
+    202 at once, `Prefer: wait=N` after at most N seconds.
+    """
     svc = services()
     body, files = request_body()
     mode = str(body.pop("mode", "text2img"))
-    job = svc.generation.run(mode, body, files, idempotency_key(), caller=caller(),
-                             timeout=svc.settings.request_timeout, allow_unfinished=True)
+    options = _call_options(body)
+    applied = {}
+    if options.respond_async:
+        job = svc.generation.submit(mode, body, files, idempotency_key(), caller=caller()).job
+        applied["Preference-Applied"] = "respond-async"
+    else:
+        job = svc.generation.run(mode, body, files, idempotency_key(), caller=caller(), patience=options.wait,
+                                 keep_on_give_up=True)
+        if options.wait is not None:
+            applied["Preference-Applied"] = f"wait={options.wait:g}"
     if job.status is JobStatus.SUCCEEDED:
-        return jsonify(image_response(svc.generation, job)), 200
+        return jsonify(image_response(svc.generation, job)), 200, applied
     if job.status.finished:
         raise error_for(job.error or {})
-    return jsonify(svc.generation.view(job)), 202
+    status_url = svc.generation.job_url(job.id)
+    accepted = {**svc.generation.view(job), "job_id": job.id, "status_url": status_url,
+                "events_url": status_url + "/events"}
+    return jsonify(accepted), 202, {**applied, "Location": status_url, "Retry-After": "1"}
+
+
+def _call_options(body: dict[str, Any]) -> ImageCallOptions:
+    """The answer's options from the body field and the Prefer header (the body field wins)."""
+    prefer = preferences()
+    wait = prefer.get("wait")
+    values: dict[str, Any] = {"respond_async": "respond-async" in prefer and not wait,
+                              "wait": wait if wait else None}
+    if "respond_async" in body:
+        values["respond_async"] = body.pop("respond_async")
+    try:
+        return ImageCallOptions.model_validate(values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else None
+        name = "Prefer: wait" if field == "wait" else field
+        raise InvalidRequest(f"{name}: {problem['msg']}", detail(field, problem["msg"], "value_error")) from None
 
 
 def image_response(generation: GenerationService, job: Job) -> dict[str, Any]:

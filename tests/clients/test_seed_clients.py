@@ -41,7 +41,6 @@ def test_seed_004_reads_urls_0_and_downloads_it(base: str) -> None:
     assert seed_004.health(base)["ready"] is True
 
 
-@gap("issue 19.1: /image answers 202 without urls once REQUEST_TIMEOUT passes")
 def test_seed_004_urls_after_a_job_longer_than_request_timeout(base: str) -> None:
     done = seed_004.run(base, width=256, height=256, num_inference_steps=100)
     assert png_size(done["image"]) == (256, 256)
