@@ -166,6 +166,7 @@ class GenerationCanceled(GenerationError):
 
     status_code = 409
     code = "canceled"
+    partial: Any = None  # the engine's PartialOutput: what was made before the stop
 
 
 class GenerationTimeout(GenerationError):

@@ -196,10 +196,11 @@ class GenerationService:
                             {"Retry-After": str(max(1, math.ceil(average)))})
 
     # -- controlling -----------------------------------------------------------------------------
-    def cancel(self, job_id: str, caller: Principal) -> Job:
-        """Cancel a queued job now, or a running one at its next step."""
+    def cancel(self, job_id: str, caller: Principal, *, keep_partial: bool = False) -> Job:
+        """Cancel a queued job now, or a running one at its next step (keep_partial: with what it made so far,
+        when this process runs it)."""
         self.get(job_id, caller)
-        self.worker.request_cancel(job_id)
+        self.worker.request_cancel(job_id, keep_partial)
         job = self.job_store.cancel(job_id)
         if job.status is JobStatus.CANCELED:  # it was queued; a running one is told by the worker when it stops
             self._emit("canceled", job)
@@ -215,7 +216,7 @@ class GenerationService:
         if live is None:
             return None
         with contextlib.suppress(Conflict):  # it ended on its own meanwhile
-            return self.cancel(live.job_id, caller)
+            return self.cancel(live.job_id, caller, keep_partial=True)  # A1111 hands back the partial image
         return None
 
     def delete(self, job_id: str, caller: Principal) -> Job:

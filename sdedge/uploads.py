@@ -15,7 +15,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image, ImageOps
 
@@ -67,6 +67,14 @@ def open_checked(field: str, value: str | bytes, settings: Settings) -> Image.Im
 def image_size(field: str, value: str | bytes, settings: Settings) -> tuple[int, int]:
     """Width and height of an upload, from its header (which is checked like every upload)."""
     return open_checked(field, value, settings).size
+
+
+def image_metadata(field: str, value: str | bytes, settings: Settings) -> dict[str, Any]:
+    """An upload's metadata (PNG text chunks, EXIF...) as Pillow reads it, the image checked like every upload."""
+    image = open_checked(field, value, settings)
+    with _guarded(field, settings):
+        image.load()  # text chunks after the pixel data are read only now
+    return {str(key): item for key, item in image.info.items()}
 
 
 def decode_image(field: str, value: str | bytes, settings: Settings, *, background: str = "white") -> Image.Image:

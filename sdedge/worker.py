@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sdedge import input_files
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
-from sdedge.engine.params import GenerationOutput, GenerationParams, StepEvent
+from sdedge.engine.params import GenerationOutput, GenerationParams, PartialOutput, StepEvent
 from sdedge.engine.previews import preview_image
 from sdedge.errors import GenerationCanceled, SdedgeError
 from sdedge.foreign_errors import describe_outage, is_database_outage
@@ -66,6 +66,7 @@ class Worker:
         self._lease: LeaseKeeper | None = None
         self.current: Progress | None = None
         self._cancel_current = threading.Event()  # a cancel made in this process, for the running job
+        self._keep_partial = False  # that cancel wants the partial image kept (A1111's interrupt)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._recovered = False
@@ -105,10 +106,13 @@ class Worker:
         """True once stop() was called."""
         return self._stopping.is_set()
 
-    def request_cancel(self, job_id: str) -> None:
-        """Fast path for a cancel made in this process, checked at every step (the store's flag is the slow one)."""
+    def request_cancel(self, job_id: str, keep_partial: bool = False) -> None:
+        """Fast path for a cancel made in this process, checked at every step (the store's flag is the slow one).
+
+        keep_partial: the stopped job keeps what it made, its last step decoded (A1111's interrupt)."""
         current = self.current
         if current is not None and current.job_id == job_id:
+            self._keep_partial = self._keep_partial or keep_partial
             self._cancel_current.set()
 
     def cancel_requested(self, job_id: str) -> bool:
@@ -201,8 +205,8 @@ class Worker:
             # PNG encoding overlaps the next job: the device never waits for zlib.
             self.saving.add(job.id)
             self._saver.submit(self._save_results, job, params, output, total)
-        except GenerationCanceled:
-            self._stopped(job, tracker)
+        except GenerationCanceled as exc:
+            self._stopped(job, tracker, params, exc.partial)
         except SdedgeError as exc:
             self._fail(job, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - a job failure must never kill the worker
@@ -253,7 +257,8 @@ class Worker:
         self.emit("succeeded", job, stage_seconds=stage_seconds(timings),
                   denoise_steps=params.steps * params.num_images)
 
-    def _stopped(self, job: Job, tracker: _StepTracker) -> None:
+    def _stopped(self, job: Job, tracker: _StepTracker, params: GenerationParams,
+                 partial: PartialOutput | None) -> None:
         if tracker.lost:
             log.warning("job %s was taken over by another worker; this attempt's work is dropped", job.id)
         elif tracker.timed_out:
@@ -261,8 +266,31 @@ class Worker:
         elif self._stopping.is_set() and not tracker.canceled:
             self._persist(lambda: self.job_store.requeue(job.id, attempt=job.attempts),
                           f"the re-queueing of job {job.id}")
+        elif self._keep_partial and partial is not None:
+            self._keep_interrupted(job, params, partial)
         else:
             self._fail(job, "canceled", "canceled on request", JobStatus.CANCELED)
+
+    def _keep_interrupted(self, job: Job, params: GenerationParams, partial: PartialOutput) -> None:
+        """An interrupted job ends canceled with what it made: finished images and its last latent decoded."""
+        images, seeds = list(partial.images), list(partial.seeds)
+        try:
+            if partial.latent is not None and partial.latent_seed is not None:
+                images.append(self.loader.engine().decode_latent(partial.latent, params))
+                seeds.append(partial.latent_seed)
+            model = self.loader.model_name()
+            files = [self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model))
+                     for i, (image, seed) in enumerate(zip(images, seeds))]
+        except Exception:  # noqa: BLE001 - the partial image is a courtesy; the cancel must still land
+            log.exception("decoding the partial image of interrupted job %s failed", job.id)
+            files, seeds = [], []
+        step = self.current.step if self.current else None
+        result = {"files": files, "seed": params.seed, "seeds": seeds, "parameters": params.to_dict(), "timings": {},
+                  "interrupted": True, "interrupted_at_step": step}
+        error = {"code": "canceled", "message": f"interrupted at step {step}; the partial image is kept"}
+        self._persist(lambda: self.job_store.finish(job.id, JobStatus.CANCELED, result=result, error=error, files=files,
+                                                    size=self.images.size_of(files), step=step, attempt=job.attempts),
+                      f"the end of job {job.id}")
 
     def _fail(self, job: Job, code: str, message: str, status: JobStatus = JobStatus.FAILED,
               step: int | None = None) -> None:
@@ -283,6 +311,7 @@ class Worker:
         self.current = None
         self._lease = None
         self._cancel_current.clear()
+        self._keep_partial = False
         self._safely(self.housekeeping.beat_now)
         self.notifier.notify()
 

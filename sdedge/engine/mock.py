@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sdedge.engine.params import GenerationOutput, GenerationParams, ImageInputs, StepCallback, StepEvent, never_stop
+from sdedge.engine.params import (
+    GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
+)
 from sdedge.errors import GenerationCanceled
 
 
@@ -24,15 +26,23 @@ class MockEngine:
                  inputs: ImageInputs | None = None) -> GenerationOutput:
         """Draw a seed-coloured gradient labelled MOCK, calling on_step like the real engine."""
         on_step = on_step or never_stop
-        images = []
+        images: list[Image.Image] = []
         for index in range(params.num_images):
             for step in range(1, params.steps + 1):
                 if on_step(StepEvent(index, params.num_images, step, params.steps)):
-                    raise GenerationCanceled("generation canceled")
+                    stopped = GenerationCanceled("generation canceled")
+                    latent = np.zeros((1, 4, params.height // 8, params.width // 8), np.float32)
+                    stopped.partial = PartialOutput(images, [params.seed_for(i) for i in range(index)], latent,
+                                                    params.seed_for(index))
+                    raise stopped
             images.append(_placeholder(params.width, params.height, params.seed_for(index)))
         return GenerationOutput(images, [params.seed_for(i) for i in range(params.num_images)])
 
     supports_image_inputs = True
+
+    def decode_latent(self, latent: np.ndarray, params: GenerationParams) -> Image.Image:
+        """A placeholder, as for a finished image."""
+        return _placeholder(params.width, params.height, params.seed)
 
     def info(self) -> dict[str, Any]:
         """Mock facts."""

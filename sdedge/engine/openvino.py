@@ -24,7 +24,9 @@ from PIL import Image
 
 from sdedge.engine.calls import CallContext, PipelineCall, Pipelines
 from sdedge.engine.devices import pick_device
-from sdedge.engine.params import GenerationOutput, GenerationParams, ImageInputs, StepCallback, StepEvent, never_stop
+from sdedge.engine.params import (
+    GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
+)
 from sdedge.engine.style import VaeEncoder, adain
 from sdedge.errors import GenerationCanceled, GenerationError, map_exceptions
 from sdedge.foreign_errors import RUNTIME_ERRORS
@@ -159,9 +161,19 @@ class OpenVINOEngine:
                 inputs = self._stylize(ctx.pipes, params, inputs)
             call = spec.engine_call(ctx, params, inputs)
             for index in range(params.num_images):
-                output.images.append(self._generate_one(call, params, index, on_step, output.timings))
+                try:
+                    output.images.append(self._generate_one(call, params, index, on_step, output.timings))
+                except GenerationCanceled as exc:
+                    exc.partial = PartialOutput(output.images, output.seeds, exc.partial, params.seed_for(index))
+                    raise
                 output.seeds.append(params.seed_for(index))
         return output
+
+    def decode_latent(self, latent: np.ndarray, params: GenerationParams) -> Image.Image:
+        """A stopped run's last latent as an image (one VAE decode), as A1111 shows an interrupted image."""
+        with self._lock, map_exceptions(RUNTIME_ERRORS):
+            decoded = self._pipelines(params).text2image.decode(_ov_tensor(latent))
+        return Image.fromarray(np.asarray(decoded.data)[0])
 
     def _stylize(self, pipes: Pipelines, params: GenerationParams, inputs: ImageInputs) -> ImageInputs:
         """AdaIN of the content latents towards the style's, decoded back to an init image."""
@@ -185,7 +197,9 @@ class OpenVINOEngine:
             tensor = call.pipe.generate(params.prompt, *call.images, **kwargs)
         guard.reraise()
         if guard.stopped:
-            raise GenerationCanceled("generation canceled")
+            stopped = GenerationCanceled("generation canceled")
+            stopped.partial = guard.latent  # generate() wraps it with the images made before
+            raise stopped
         _add_timings(timings, call.pipe.get_performance_metrics())  # the pipeline that ran, not always text2image
         image = Image.fromarray(np.asarray(tensor.data)[0])
         if call.keep_outside is not None:
@@ -223,12 +237,14 @@ class _CallbackGuard:
         self.on_step, self.index, self.num_images = on_step, index, num_images
         self.stopped = False
         self.error: BaseException | None = None
+        self.latent: np.ndarray | None = None  # the last step's, for a partial image when the run stops
 
     def __call__(self, step: int, num_steps: int, latent: Any) -> bool:
         if self.stopped:
             return True
         try:
             event = StepEvent(self.index, self.num_images, step + 1, num_steps, _latent_array(latent))
+            self.latent = event.latent
             self.stopped = bool(self.on_step(event))
         except BaseException as exc:  # noqa: BLE001 - nothing may cross into C++
             self.error, self.stopped = exc, True

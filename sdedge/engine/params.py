@@ -94,6 +94,16 @@ class GenerationOutput:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class PartialOutput:
+    """What a stopped run had made: the finished images, and the last latent of the one it stopped in."""
+
+    images: list[Image.Image]
+    seeds: list[int]
+    latent: np.ndarray | None = None
+    latent_seed: int | None = None
+
+
 class Engine(Protocol):
     """What the server needs from an inference backend."""
 
@@ -104,6 +114,10 @@ class Engine(Protocol):
     def generate(self, params: GenerationParams, on_step: StepCallback | None = None,
                  inputs: ImageInputs | None = None) -> GenerationOutput:
         """Run one request; raise GenerationCanceled when on_step asked to stop."""
+        ...
+
+    def decode_latent(self, latent: np.ndarray, params: GenerationParams) -> Image.Image:
+        """An image from a latent (a stopped run's last step), through the model's VAE decoder."""
         ...
 
     def info(self) -> dict[str, Any]:

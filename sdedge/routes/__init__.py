@@ -2,7 +2,8 @@
 
     native   POST /image, /health, /samplers, /models, /modes, /generated/<file>
     jobs     /generate/<mode>, /jobs..., /queue/status, Server-Sent Events
-    a1111    AUTOMATIC1111's /sdapi/v1
+    a1111    AUTOMATIC1111's /sdapi/v1 generation, progress, interrupt, png-info
+    a1111_listings  AUTOMATIC1111's /sdapi/v1 listings and options
     openai   OpenAI's /v1 images and models
     docs     /openapi.json and /docs
     page     the web page and its static files
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sdedge.routes import a1111, account, docs, jobs, mcp, metrics, native, openai, page
+from sdedge.routes import a1111, a1111_listings, account, docs, jobs, mcp, metrics, native, openai, page
 
 
 def register_blueprints(app: Flask) -> None:
     """Attach every surface to the app."""
-    for module in (native, jobs, page, account, a1111, openai, docs, metrics, mcp):
+    for module in (native, jobs, page, account, a1111, a1111_listings, openai, docs, metrics, mcp):
         app.register_blueprint(module.bp)

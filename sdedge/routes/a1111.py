@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 from typing import Any
 
@@ -20,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from sdedge import __version__
 from sdedge.auth import caller
 from sdedge.errors import InvalidRequest
+from sdedge.infotext import parse_infotext
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
 from sdedge.routes.http_input import json_body
-from sdedge.samplers import SAMPLERS, a1111_name, from_a1111
+from sdedge.samplers import a1111_name, from_a1111
 from sdedge.services import Services, services
-from sdedge.uploads import decode_mask, png_bytes
+from sdedge.uploads import decode_mask, image_metadata, png_bytes
 
 bp = Blueprint("a1111", __name__, url_prefix="/sdapi/v1")
 
@@ -119,60 +119,22 @@ class ProgressResponse(BaseModel):
     current_task: str | None = None
 
 
-class Sampler(BaseModel):
-    """One sampler in A1111's listing."""
+class PngInfoRequest(BaseModel):
+    """POST /png-info: one image."""
 
-    name: str
-    aliases: list[str]
-    options: dict[str, str]
+    image: str = Field(..., description="Base64 PNG/JPEG/WebP or a data URL.")
 
 
-class Scheduler(BaseModel):
-    """One noise schedule in A1111's listing."""
+class PngInfoResponse(BaseModel):
+    """What A1111 reads from an image: its infotext, the other metadata, and the infotext parsed."""
 
-    name: str
-    label: str
-    aliases: list[str] | None = None
-    default_rho: float = -1
-    need_inner_model: bool = False
+    info: str = Field(description="The `parameters` text chunk (A1111 infotext); empty when there is none.")
+    items: dict[str, Any] = Field(description="The image's other metadata, as text.")
+    parameters: dict[str, Any] = Field(description="The infotext parsed as A1111 does (values are strings).")
 
 
-class SdModel(BaseModel):
-    """One checkpoint in A1111's listing."""
-
-    title: str
-    model_name: str
-    hash: str | None = None
-    sha256: str | None = None
-    filename: str
-    config: str | None = None
-
-
-class Options(BaseModel):
-    """The A1111 options we have; POST accepts any and applies sd_model_checkpoint (which must be ours)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    sd_model_checkpoint: str | None = None
-    sd_checkpoint_hash: str | None = None
-    samples_format: str = "png"
-    sd_vae: str = "Automatic"
-    CLIP_stop_at_last_layers: int = 1
-
-
-class Scripts(BaseModel):
-    """Installed scripts: none."""
-
-    txt2img: list[str]
-    img2img: list[str]
-
-
-SamplerList = RootModel[list[Sampler]]
-SchedulerList = RootModel[list[Scheduler]]
-SdModelList = RootModel[list[SdModel]]
-EmptyList = RootModel[list[dict[str, Any]]]
 Empty = RootModel[dict[str, Any]]
-Null = RootModel[None]
+
 
 
 # -- generation ---------------------------------------------------------------------------------
@@ -223,13 +185,14 @@ def _generate(job_type: str, req: Txt2ImgRequest, body: dict[str, Any], files: d
     """Queue the job, wait for it (A1111 clients block), answer with its images."""
     svc = services()
     job = svc.generation.run(job_type, body, files, caller=caller())
-    if job.status is JobStatus.CANCELED:  # interrupted: A1111 answers 200 with what it has
-        info: dict[str, Any] = {"interrupted": True, "job_id": job.id, "error": job.error}
-        return jsonify(GenerationResponse(images=[], parameters=_echo(req), info=json.dumps(info)).model_dump())
-    svc.generation.raise_if_failed(job)
+    if job.status is not JobStatus.CANCELED:
+        svc.generation.raise_if_failed(job)
+    # interrupted: A1111 answers 200 with what it has (the partial image, when one was kept) and says so
     paths = [path for name in svc.generation.result_files(job) if (path := svc.generation.file_path(name, caller()))]
     images = [base64.b64encode(path.read_bytes()).decode() for path in paths] if req.send_images else []
     info = _info(svc, job, req, paths)
+    if job.status is JobStatus.CANCELED:
+        info.update(interrupted=True, error=job.error)
     return jsonify(GenerationResponse(images=images, parameters=_echo(req), info=json.dumps(info)).model_dump())
 
 
@@ -307,83 +270,20 @@ def progress() -> Response:
 @bp.post("/skip")
 @documented(responses={200: Empty})
 def interrupt() -> Response:
-    """Stop the caller's running job at its next step; its request gets 200 with no images (skip does the same)."""
+    """Stop the caller's running job at its next step; its request gets 200 with the partial image and
+    `"interrupted": true` in info (skip does the same)."""
     services().generation.interrupt(caller())
     return jsonify({})
 
 
-# -- listings and options -----------------------------------------------------------------------
-@bp.get("/samplers")
-@documented(responses={200: SamplerList})
-def samplers() -> Response:
-    """Our samplers under their A1111 names."""
-    items = [Sampler(name=s.a1111_name, aliases=[s.name, *s.aliases],
-                     options={"scheduler": s.genai_type, **({"note": s.note} if s.note else {})})
-             for s in SAMPLERS.values()]
-    return jsonify([item.model_dump() for item in items])
-
-
-@bp.get("/schedulers")
-@documented(responses={200: SchedulerList})
-def schedulers() -> Response:
-    """Noise schedules: only the model's own (A1111's 'Automatic')."""
-    return jsonify([Scheduler(name="automatic", label="Automatic").model_dump()])
-
-
-@bp.get("/sd-models")
-@documented(responses={200: SdModelList})
-def sd_models() -> Response:
-    """The one model this server runs."""
-    svc = services()
-    name = svc.loader.model_name()
-    model = SdModel(title=name, model_name=name, filename=svc.loader.model_path or svc.settings.stable_diffusion_repo_id)
-    return jsonify([model.model_dump()])
-
-
-@bp.get("/options")
-@documented(responses={200: Options})
-def get_options() -> Response:
-    """The A1111 options we have."""
-    return jsonify(Options(sd_model_checkpoint=services().loader.model_name()).model_dump())
-
-
-@bp.post("/options")
-@documented(request=Options, responses={200: Null})
-def set_options() -> Response:
-    """Accept options; sd_model_checkpoint must name our model (any other key is ignored)."""
-    svc = services()
-    wanted = json_body().get("sd_model_checkpoint")
-    if wanted is not None and not _is_our_model(svc, str(wanted)):
-        name = svc.loader.model_name()
-        raise InvalidRequest(f"model {wanted!r} not found; this server runs {name!r}",
-                             [{"field": "sd_model_checkpoint", "message": f"must be {name!r}", "type": "value_error"}])
-    return jsonify(None)
-
-
-def _is_our_model(svc: Services, wanted: str) -> bool:
-    """True when wanted names our model by title, repo id or folder, with or without A1111's ' [hash]'."""
-    name = re.sub(r"\s*\[[0-9a-fA-F]*\]$", "", wanted).strip().lower()
-    ours = {svc.loader.model_name(), svc.settings.stable_diffusion_repo_id, svc.loader.model_path or ""}
-    return name in {value.lower().rstrip("/") for value in ours if value}
-
-
-@bp.post("/refresh-checkpoints")
-@documented(responses={200: Null})
-def refresh_checkpoints() -> Response:
-    """Nothing to rescan: the server runs its one configured model."""
-    return jsonify(None)
-
-
-@bp.get("/upscalers")
-@bp.get("/loras")
-@documented(responses={200: EmptyList})
-def empty_listing() -> Response:
-    """No upscalers and no LoRAs: the server runs one plain model."""
-    return jsonify([])
-
-
-@bp.get("/scripts")
-@documented(responses={200: Scripts})
-def scripts() -> Response:
-    """No scripts (webuiapi asks at start-up)."""
-    return jsonify(Scripts(txt2img=[], img2img=[]).model_dump())
+@bp.post("/png-info")
+@documented(request=PngInfoRequest, responses={200: PngInfoResponse})
+def png_info() -> Response:
+    """Read an image's infotext (sdedge's and A1111's PNGs carry one) and parse it."""
+    req = PngInfoRequest.model_validate(json_body())
+    items = image_metadata("image", req.image, services().settings)
+    info = str(items.pop("parameters", "") or "")
+    shown = {key: value if isinstance(value, str) else str(value) for key, value in items.items()
+             if key not in ("exif", "icc_profile")}  # binary blobs, as A1111 leaves them out
+    body = PngInfoResponse(info=info, items=shown, parameters=parse_infotext(info) if info else {})
+    return jsonify(body.model_dump())
