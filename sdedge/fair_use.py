@@ -20,8 +20,10 @@ from sdedge.errors import QueueFull, RateLimited, detail
 from sdedge.job_store import JobStatus, JobStore
 from sdedge.principal import Principal
 
-# Every route that queues a job: the native modes and /image, A1111's and OpenAI's generation routes.
-SUBMISSION_PREFIXES = ("/generate/", "/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/v1/images/")
+# Every route that queues a job: the native modes and /image, A1111's and OpenAI's generation routes, and
+# the seeds' (001's /local/images, 003's /api/request).
+SUBMISSION_PREFIXES = ("/generate/", "/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/v1/images/", "/local/images",
+                       "/api/request")
 SUBMISSION_PATHS = {"/image"}
 
 

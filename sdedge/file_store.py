@@ -177,8 +177,11 @@ def preview_name(job_id: str) -> str:
 
 
 def remove_job_files(images: FileStore, input_files: FileStore, job: Job) -> None:
-    """Delete a job's generated images, its last preview and its stored inputs."""
+    """Delete a job's generated images, its last preview, its step images and its stored inputs."""
     from sdedge.input_files import stored_names  # input_files imports this module
 
-    images.delete([*job.files, preview_name(job.id)])
+    from sdedge import step_images
+
+    kept_steps = step_images.names_up_to(job.id, job.params, job.progress_step)  # a failed run's too
+    images.delete(list({*job.files, preview_name(job.id), *kept_steps}))
     input_files.delete(list(stored_names(job.params).values()))

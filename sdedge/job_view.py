@@ -138,10 +138,11 @@ def _result(job: Job, files: Files, images: ImageForm) -> dict[str, Any] | None:
     parameters.setdefault("guidanceScale", parameters.get("guidance_scale"))
     parameters.setdefault("model", result.get("model") or job.model or files.model)
     taken = (job.finished_at - job.started_at) * 1000 if job.finished_at and job.started_at else 0.0
+    steps = {"step_images": [files.url(name) for name in result["step_files"]]} if "step_files" in result else {}
     return {
-        **{k: v for k, v in result.items() if k != "files"},
+        **{k: v for k, v in result.items() if k not in ("files", "step_files")},
         "images": urls if images is ImageForm.URLS else _data_urls(names, files),
-        "urls": urls, "parameters": parameters, "timeTaken": round(taken),
+        "urls": urls, "parameters": parameters, "timeTaken": round(taken), **steps,
     }
 
 

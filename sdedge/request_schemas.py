@@ -16,6 +16,7 @@ from sdedge.engine.params import MAX_SEED, GenerationParams, random_seed
 from sdedge.engine.style import img2img_strength
 from sdedge.errors import InvalidRequest
 from sdedge.samplers import SAMPLER_NAMES, canonical_sampler, sampler_defaults
+from sdedge.step_images import MAX_STEP_IMAGES
 
 
 def _aliases(*names: str) -> AliasChoices:
@@ -74,6 +75,10 @@ class GenerateRequest(BaseModel):
         0, ge=-100, le=100, description="Higher runs first; FIFO within a priority. -100..100, or seed 002's "
         "names: low (-10), normal (0), high (10).",
     )
+    step_images: int = Field(
+        0, ge=0, le=MAX_STEP_IMAGES, validation_alias=_aliases("step_images", "stepImages"),
+        description="Keep this many intermediate step images (cheap latent previews), evenly spaced over the steps; "
+                    "the job's result lists them as step_images.")
     transaction_key: str | None = Field(
         None, min_length=1, max_length=200, validation_alias=_aliases("transaction_key", "transactionKey"),
         description="Idempotency key (the Idempotency-Key header works too): resubmitting returns the same job.",

@@ -39,6 +39,8 @@ class JobResult(_Open):
                                                    "and `model` beside sdedge's names.")
     timings: dict[str, float]
     timeTaken: int = Field(description="Milliseconds from startedAt to completedAt.")
+    step_images: list[str] | None = Field(None, description="URLs of the kept step images (`step_images` asked).")
+    interrupted: bool | None = Field(None, description="True: A1111's interrupt stopped it; images holds the partial one.")
 
 
 class JobError(_Open):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sdedge import input_files
+from sdedge import input_files, step_images
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.errors import (
@@ -90,7 +90,8 @@ class GenerationService:
         check_queue_share(self.job_store, self.settings, caller)
         params, stored = input_files.prepare(parsed, self.settings, self.input_file_store)
         job, created = self.job_store.add(spec.mode.value, input_files.stored_request(body, parsed),
-                                          {**params.to_dict(), input_files.PARAMS_KEY: stored},
+                                          {**params.to_dict(), input_files.PARAMS_KEY: stored,
+                                           **({step_images.PARAMS_KEY: parsed.step_images} if parsed.step_images else {})},
                                           priority=parsed.priority, idempotency_key=key, owner=caller.owner)
         if not created:  # lost an idempotency race: the other submission's inputs are the job's
             self.input_file_store.delete(list(stored.values()))
@@ -240,6 +241,13 @@ class GenerationService:
     def get(self, job_id: str, caller: Principal) -> Job:
         """One job the caller may see, or NotFound."""
         return check_visible(self.job_store.get(job_id), caller)
+
+    def get_by_key(self, key: str, caller: Principal) -> Job:
+        """The caller's job submitted with this idempotency (transaction) key, or NotFound."""
+        job = self.job_store.find_by_key(owned_key(key, caller) or key)
+        if job is None:
+            raise NotFound(f"no job with the key {key!r}")
+        return check_visible(job, caller)
 
     def list_jobs(self, status: ApiStatus | None, limit: int, before: str | None,
                   caller: Principal) -> tuple[list[Job], str | None]:

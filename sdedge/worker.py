@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sdedge import input_files
+from sdedge import input_files, step_images
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.engine.params import GenerationOutput, GenerationParams, PartialOutput, StepEvent
@@ -204,7 +204,7 @@ class Worker:
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
             self.saving.add(job.id)
-            self._saver.submit(self._save_results, job, params, output, total)
+            self._saver.submit(self._save_results, job, params, output, total, tracker.step_files)
         except GenerationCanceled as exc:
             self._stopped(job, tracker, params, exc.partial)
         except SdedgeError as exc:
@@ -215,10 +215,11 @@ class Worker:
         finally:
             self._cleanup(job)
 
-    def _save_results(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
+    def _save_results(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None,
+                      step_files: list[str]) -> None:
         """Write the images and mark the job succeeded (on the saver thread)."""
         try:
-            self._retrying_outages(lambda: self._succeed(job, params, output, total))
+            self._retrying_outages(lambda: self._succeed(job, params, output, total, step_files))
         except SdedgeError as exc:  # e.g. a full disk: the job fails with the reason, the worker goes on
             log.warning("saving the images of job %s failed: %s", job.id, exc.message)
             self._fail(job, exc.code, exc.message, step=total)
@@ -241,7 +242,8 @@ class Worker:
                     raise
                 self._database_down(exc, backoff)
 
-    def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None) -> None:
+    def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None,
+                 step_files: list[str]) -> None:
         started = time.perf_counter()
         model = self.loader.model_name()
         files = [
@@ -251,6 +253,9 @@ class Worker:
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
         result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
                   "timings": timings}
+        if step_files:
+            result["step_files"] = step_files
+        files = [*files, *step_files]  # the job's files (deleted and pruned with it); result["files"]: its images
         size = self.images.size_of(files)
         self._persist(lambda: self.job_store.finish(job.id, JobStatus.SUCCEEDED, result=result, files=files, size=size,
                                                     step=total, attempt=job.attempts), f"the result of job {job.id}")
@@ -331,6 +336,8 @@ class _StepTracker:
         self.settings = worker.settings
         self.deadline = time.monotonic() + self.settings.job_timeout
         self.canceled = self.timed_out = self.lost = False
+        self.step_every = step_images.every(job.params)
+        self.step_files: list[str] = []
         self._last_write = self._last_preview = 0.0
 
     def on_step(self, event: StepEvent) -> bool:
@@ -342,6 +349,7 @@ class _StepTracker:
         progress.step = event.image_index * event.total_steps + event.step
         progress.fraction = event.fraction
         self._maybe_preview(event, progress)
+        self._maybe_keep_step(event, progress)
         flagged = self._maybe_write(progress, final=event.fraction >= 1.0)
         self.lost = self.worker.lost_current
         self.canceled = self.canceled or (flagged and not self.lost) or self.worker.cancel_requested(self.job.id)
@@ -372,6 +380,14 @@ class _StepTracker:
         self._last_preview = now
         image = preview_image(event.latent, self.params.width, self.params.height)
         progress.preview = self.worker.images.save_preview(self.job.id, image)
+
+
+    def _maybe_keep_step(self, event: StepEvent, progress: Progress) -> None:
+        """The job asked for step images: keep this step's preview as its own file (named by the step)."""
+        if not self.step_every or event.latent is None or progress.step % self.step_every:
+            return
+        image = preview_image(event.latent, self.params.width, self.params.height)
+        self.step_files.append(self.worker.images.save(step_images.file_name(self.job.id, progress.step), image))
 
 
 class Backoff:

@@ -4,6 +4,8 @@
     jobs     /generate/<mode>, /jobs..., /queue/status, Server-Sent Events
     a1111    AUTOMATIC1111's /sdapi/v1 generation, progress, interrupt, png-info
     a1111_listings  AUTOMATIC1111's /sdapi/v1 listings and options
+    rq_demo  seed 001's /local/..., /status/<id>, /image/<id>
+    denoising_demo  seed 003's /api/request and /api/status/<key>
     openai   OpenAI's /v1 images and models
     docs     /openapi.json and /docs
     page     the web page and its static files
@@ -19,10 +21,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from sdedge.routes import a1111, a1111_listings, account, docs, jobs, mcp, metrics, native, openai, page
+from sdedge.routes import (
+    a1111, a1111_listings, account, denoising_demo, docs, jobs, mcp, metrics, native, openai, page, rq_demo,
+)
 
 
 def register_blueprints(app: Flask) -> None:
     """Attach every surface to the app."""
-    for module in (native, jobs, page, account, a1111, a1111_listings, openai, docs, metrics, mcp):
+    for module in (native, jobs, page, account, a1111, a1111_listings, openai, rq_demo, denoising_demo, docs, metrics,
+                   mcp):
         app.register_blueprint(module.bp)
