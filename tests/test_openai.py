@@ -99,6 +99,22 @@ def test_edit_without_mask_is_image_to_image_at_the_upload_size(client: openai.O
     assert decode(result.data[0].b64_json).size == (64, 96)
 
 
+def test_variations_are_image_to_image_at_the_default_strength(client: openai.OpenAI, server: ServerProcess) -> None:
+    source = png(Image.new("RGB", (64, 64), RED))
+    result = client.images.create_variation(image=("in.png", source, "image/png"), n=2, size="64x64",
+                                            response_format="b64_json", extra_body={"seed": 4, **FAST})
+    images = [np.asarray(decode(item.b64_json).convert("RGB"), dtype=float) for item in result.data]
+    assert len(images) == 2 and images[0].shape == (64, 64, 3) and not np.array_equal(images[0], images[1])
+    status, jobs = server.request("GET", "/jobs?limit=1")
+    assert jobs["jobs"][0]["type"] == "img2img" and jobs["jobs"][0]["result"]["parameters"]["strength"] == 0.6
+    linked = client.images.create_variation(image=("in.png", source, "image/png"), response_format="url",
+                                            extra_body={"strength": 0.3, **FAST})
+    assert linked.data[0].url and linked.size == "64x64"  # no size: the upload's
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.create_variation(image=("in.png", b"not an image", "image/png"))
+    assert refused.value.body["param"] == "image"  # type: ignore[index]
+
+
 def test_models(client: openai.OpenAI, server: ServerProcess, doc: dict[str, Any]) -> None:
     assert [model.id for model in client.models.list()] == [MODEL]
     assert client.models.retrieve(MODEL).owned_by == "sdedge"

@@ -1,4 +1,5 @@
-"""OpenAI-compatible image API under /v1: generations, edits (img2img or inpainting) and models.
+"""OpenAI-compatible image API under /v1: generations, edits (img2img or inpainting), variations
+(image-to-image without a prompt, at VARIATION_STRENGTH unless `strength` says otherwise) and models.
 
 Errors on these routes use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, through
 blueprint-level handlers; the rest of the app keeps sdedge's own shape.
@@ -75,6 +76,18 @@ class ImageEditForm(ImageGenerationRequest):
     mask: bytes | None = Field(None, description="PNG whose fully transparent areas are repainted (OpenAI's "
                                                  "convention); a mask without transparency: white is repainted.")
     strength: float | None = Field(None, ge=0, le=1, description="How far to move from the image (0..1).")
+
+
+VARIATION_STRENGTH = 0.6  # keeps the upload's layout and colours while visibly redrawing it
+
+
+class ImageVariationForm(ImageGenerationRequest):
+    """POST /v1/images/variations (multipart): image-to-image of the upload; no prompt needed."""
+
+    prompt: str = Field("", description="Optional (OpenAI's variations take none): steers the redraw.")
+    image: bytes = Field(..., description="PNG, JPEG or WebP.")
+    strength: float = Field(VARIATION_STRENGTH, ge=0, le=1,
+                            description=f"How far each variation moves from the image (default {VARIATION_STRENGTH}).")
 
 
 class ImageData(BaseModel):
@@ -162,6 +175,19 @@ def edits() -> Response:
     return _run("inpaint", req, body, {"image": req.image, "mask": png_bytes(mask)})
 
 
+@bp.post("/images/variations")
+@documented(request=ImageVariationForm, request_content=("multipart/form-data",), responses={200: ImagesResponse},
+            error=OpenAIErrorResponse)
+def variations() -> Response:
+    """Variations of an image: image-to-image at VARIATION_STRENGTH (0.6), seed+i for each of n; blocks until ready."""
+    req = ImageVariationForm.model_validate(_form_with_files(("image", "image[]")))
+    settings = services().settings
+    size = image_size("image", req.image, settings)
+    width, height = parse_size(req.size) if req.size not in (None, "auto") else within_limits(size, settings)
+    body = {**_native_body(req, width, height), "strength": req.strength}
+    return _run("img2img", req, body, {"init_image": req.image})
+
+
 @bp.get("/models")
 @documented(responses={200: ModelList}, error=OpenAIErrorResponse)
 def list_models() -> Response:
@@ -197,16 +223,19 @@ def parse_size(size: str | None) -> tuple[int | None, int | None]:
 
 def _edit_form() -> ImageEditForm:
     """The multipart body as an ImageEditForm."""
+    return ImageEditForm.model_validate(_form_with_files(("image", "image[]"), ("mask",)))
+
+
+def _form_with_files(*files: tuple[str, ...]) -> dict[str, Any]:
+    """The multipart form's fields plus, for each group of names, the first file found under them."""
     if request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("send multipart/form-data with an image file (and optionally a mask)")
+        raise UnsupportedMediaType("send multipart/form-data with an image file")
     fields: dict[str, Any] = request.form.to_dict()
-    image = _first_file("image", "image[]")
-    if image is not None:
-        fields["image"] = image.read()
-    mask = request.files.get("mask")
-    if mask is not None:
-        fields["mask"] = mask.read()
-    return ImageEditForm.model_validate(fields)
+    for names in files:
+        found = _first_file(*names)
+        if found is not None:
+            fields[names[0]] = found.read()
+    return fields
 
 
 def _first_file(*names: str) -> FileStorage | None:
