@@ -53,6 +53,15 @@ def test_returning_true_stops_before_the_last_step(engine: OpenVINOEngine) -> No
     assert max(seen) <= 3  # genai's stop lands at most one step late
 
 
+def test_a_stopped_run_carries_its_finished_images_and_last_latent(engine: OpenVINOEngine) -> None:
+    with pytest.raises(GenerationCanceled) as stopped:  # stops in the second image, at its second step
+        engine.generate(params(steps=4, num_images=2, width=96), lambda e: e.image_index == 1 and e.step >= 2)
+    partial = stopped.value.partial
+    assert [image.size for image in partial.images] == [(96, 64)] and partial.seeds == [5]
+    assert partial.latent.shape == (1, 4, 8, 12) and partial.latent_seed == 6
+    assert engine.decode_latent(partial.latent, params(width=96)).size == (96, 64)
+
+
 def test_guidance_one_and_non_square_sizes(engine: OpenVINOEngine) -> None:
     out = engine.generate(params(guidance_scale=1.0, width=128, height=64))
     assert out.images[0].size == (128, 64)

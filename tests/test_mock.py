@@ -20,3 +20,18 @@ def test_mock_mode_flags_every_response_and_needs_no_model(tmp_path: Path) -> No
 
 def test_mock_mode_is_never_the_default(settings) -> None:  # type: ignore[no-untyped-def]
     assert settings.use_mocks is False
+
+
+def test_mock_engine_stops_with_a_partial_it_can_decode() -> None:
+    import pytest
+
+    from sdedge.engine.mock import MockEngine
+    from sdedge.engine.params import GenerationParams
+    from sdedge.errors import GenerationCanceled
+
+    params = GenerationParams("x", "", 64, 64, 4, 7.5, "euler_a", 1)
+    with pytest.raises(GenerationCanceled) as stopped:
+        MockEngine().generate(params, lambda e: e.step >= 2)
+    partial = stopped.value.partial
+    assert partial.images == [] and partial.latent_seed == 1
+    assert MockEngine().decode_latent(partial.latent, params).size == (64, 64)
