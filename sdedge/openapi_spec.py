@@ -71,6 +71,7 @@ class RouteDoc:
     responses: dict[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
     response_content: str = "application/json"
     error: type[BaseModel] = ErrorResponse
+    headers: tuple[tuple[str, str], ...] = ()  # request headers the view reads: (name, description)
 
 
 def documented(request: type[BaseModel] | None = None, responses: dict[int, type[BaseModel] | None] | None = None,
@@ -101,7 +102,9 @@ ImageRequest.__doc__ = "POST /image: one mode's request, chosen by `mode` (text2
 JSON_OR_FORM = ("application/json", "multipart/form-data")
 KNOWN_ROUTES: dict[str, RouteDoc] = {
     "api.generate_image": RouteDoc(request=ImageRequest, request_content=JSON_OR_FORM,
-                                   responses={200: ImageResponse, 202: ImageAccepted}),
+                                   responses={200: ImageResponse, 202: ImageAccepted},
+                                   headers=(("Prefer", "RFC 7240: `respond-async` answers 202 with the job at once; "
+                                                       "`wait=N` waits at most N seconds for the image."),)),
     "api.generated_file": RouteDoc(response_content="image/png"),
     **{f"jobs.submit_{mode.value.replace('-', '_')}": RouteDoc(request=spec.request_model,
                                                                request_content=JSON_OR_FORM,
@@ -207,7 +210,9 @@ def _operation(app: Flask, endpoint: str, method: str, doc: RouteDoc,
     operation: dict[str, Any] = {
         "summary": summary,
         "tags": [TAGS.get(endpoint.split(".")[0], endpoint.split(".")[0])],
-        "parameters": _query_parameters(doc, schemas, components),
+        "parameters": _query_parameters(doc, schemas, components) + [
+            {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+            for name, text in doc.headers],
         "responses": _responses(doc, schemas),
     }
     if doc.request is not None and method in {"POST", "PUT", "PATCH"}:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, send_file
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sdedge import server_status
 from sdedge.auth import caller, health_view
@@ -24,6 +24,8 @@ bp = Blueprint("api", __name__)
 
 class ImageCallOptions(BaseModel):
     """How POST /image answers: the `respond_async` body field, or the Prefer header (RFC 7240)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     respond_async: bool = Field(False, description="Answer 202 with the job at once (as `Prefer: respond-async`).")
     wait: float | None = Field(None, ge=0, description="`Prefer: wait=N`: wait at most N seconds, then 202 with the job.")
