@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address to listen on (0.0.0.0 serves the local network).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
     threads: int = Field(
-        16, ge=2, le=128, description="Waitress threads for HTTP requests; each open event stream holds one."
+        16, ge=2, le=128, description="Waitress threads for HTTP requests; each open event stream and each call "
+                                      "waiting for its image (POST /image, A1111, OpenAI) holds one."
     )
     base_url: str | None = Field(None, description="Public base URL used to build absolute image links.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
