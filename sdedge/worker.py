@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from sdedge import input_files, step_images
 from sdedge.config import Settings
@@ -29,6 +30,7 @@ from sdedge.job_store import Job, JobStatus, JobStore, worker_name
 from sdedge.leases import LeaseKeeper
 from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
+from sdedge.partial_results import keep_partial
 
 log = logging.getLogger(__name__)
 
@@ -271,39 +273,23 @@ class Worker:
         elif self._stopping.is_set() and not tracker.canceled:
             self._persist(lambda: self.job_store.requeue(job.id, attempt=job.attempts),
                           f"the re-queueing of job {job.id}")
-        elif self._keep_partial and partial is not None:
-            self._keep_interrupted(job, params, partial)
+        elif self._keep_partial and partial is not None:  # A1111's interrupt: the caller gets the partial image
+            step = self.current.step if self.current else None
+            result, files = keep_partial(self.loader.engine(), self.images, job.id, params, partial,
+                                         self.loader.model_name(), step)
+            self._fail(job, "canceled", f"interrupted at step {step}; the partial image is kept", JobStatus.CANCELED,
+                       step, result=result, files=files)
         else:
             self._fail(job, "canceled", "canceled on request", JobStatus.CANCELED)
 
-    def _keep_interrupted(self, job: Job, params: GenerationParams, partial: PartialOutput) -> None:
-        """An interrupted job ends canceled with what it made: finished images and its last latent decoded."""
-        images, seeds = list(partial.images), list(partial.seeds)
-        try:
-            if partial.latent is not None and partial.latent_seed is not None:
-                images.append(self.loader.engine().decode_latent(partial.latent, params))
-                seeds.append(partial.latent_seed)
-            model = self.loader.model_name()
-            files = [self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model))
-                     for i, (image, seed) in enumerate(zip(images, seeds))]
-        except Exception:  # noqa: BLE001 - the partial image is a courtesy; the cancel must still land
-            log.exception("decoding the partial image of interrupted job %s failed", job.id)
-            files, seeds = [], []
-        step = self.current.step if self.current else None
-        result = {"files": files, "seed": params.seed, "seeds": seeds, "parameters": params.to_dict(), "timings": {},
-                  "interrupted": True, "interrupted_at_step": step}
-        error = {"code": "canceled", "message": f"interrupted at step {step}; the partial image is kept"}
-        self._persist(lambda: self.job_store.finish(job.id, JobStatus.CANCELED, result=result, error=error, files=files,
-                                                    size=self.images.size_of(files), step=step, attempt=job.attempts),
-                      f"the end of job {job.id}")
-
     def _fail(self, job: Job, code: str, message: str, status: JobStatus = JobStatus.FAILED,
-              step: int | None = None) -> None:
+              step: int | None = None, *, result: dict[str, Any] | None = None, files: list[str] | None = None) -> None:
         if step is None and self.current is not None:
             step = self.current.step
         error = {"code": code, "message": message}
-        self._persist(lambda: self.job_store.finish(job.id, status, error=error, step=step, attempt=job.attempts),
-                      f"the end of job {job.id}")
+        size = self.images.size_of(files) if files else 0
+        self._persist(lambda: self.job_store.finish(job.id, status, result=result, error=error, files=files, size=size,
+                                                    step=step, attempt=job.attempts), f"the end of job {job.id}")
         self.emit("canceled" if status is JobStatus.CANCELED else "failed", job, error=error, step=step)
 
     def emit(self, kind: Kind, job: Job, **facts: object) -> None:
@@ -384,10 +370,9 @@ class _StepTracker:
 
     def _maybe_keep_step(self, event: StepEvent, progress: Progress) -> None:
         """The job asked for step images: keep this step's preview as its own file (named by the step)."""
-        if not self.step_every or event.latent is None or progress.step % self.step_every:
-            return
-        image = preview_image(event.latent, self.params.width, self.params.height)
-        self.step_files.append(self.worker.images.save(step_images.file_name(self.job.id, progress.step), image))
+        if self.step_every and event.latent is not None and not progress.step % self.step_every:
+            image = preview_image(event.latent, self.params.width, self.params.height)
+            self.step_files.append(self.worker.images.save(step_images.file_name(self.job.id, progress.step), image))
 
 
 class Backoff:
