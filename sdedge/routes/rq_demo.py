@@ -98,7 +98,7 @@ def local_image() -> tuple[Response, int, dict[str, str]]:
     body: dict[str, object] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt,
                                "sampler": _sampler(req.sampler_name, svc)}
     optional = {"num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "width": req.width,
-                "height": req.height, "seed": req.seed}
+                "height": req.height, "seed": req.seed, "model": req.model}
     body.update({key: value for key, value in optional.items() if value is not None})
     job = svc.generation.submit("text2img", body, caller=caller()).job
     answer = Queued(image_id=job.id, status=_STATUS[job.status])
@@ -133,6 +133,7 @@ def image_file(image_id: str) -> Response:
 
 
 def _model_names(svc: Services) -> list[str]:
+    """The names GET /local/models lists and `model` takes (one model today; a model library extends this)."""
     return [svc.loader.model_name()]
 
 
