@@ -33,8 +33,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 REF = "#/components/schemas/{model}"
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
-TAGS = {"api": "core", "jobs": "jobs", "a1111": "AUTOMATIC1111", "openai": "OpenAI", "page": "page",
-        "openapi": "documentation", "account": "accounts"}
+TAGS = {"api": "core", "jobs": "jobs", "a1111": "AUTOMATIC1111", "a1111_listings": "AUTOMATIC1111", "openai": "OpenAI",
+        "page": "page", "openapi": "documentation", "account": "accounts",
+        "rq_demo": "seed 001 (FastAPI + RQ demo)", "denoising_demo": "seed 003 (denoising demo)"}
 
 
 class ErrorDetail(BaseModel):
