@@ -23,7 +23,7 @@ def modules() -> dict[str, Path]:
 def imported(path: Path, name: str) -> set[str]:
     """The sdedge modules a module imports (absolute and relative)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -37,7 +37,7 @@ def imported(path: Path, name: str) -> set[str]:
 
 def defines_blueprint(path: Path) -> bool:
     return any(isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Blueprint"
-               for node in ast.walk(ast.parse(path.read_text())))
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
 
 
 def test_no_blueprint_module_imports_another() -> None:
@@ -50,7 +50,7 @@ def test_no_blueprint_module_imports_another() -> None:
 
 
 def test_no_module_passes_400_lines() -> None:
-    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
@@ -62,7 +62,7 @@ def test_every_module_is_in_the_readme_layout_table() -> None:
     readme = (PACKAGE.parent / "README.md")
     if not readme.exists():  # an installed wheel without the source tree
         return
-    layout = readme.read_text().split("### Layout", 1)[1].split("\n### ", 1)[0]
+    layout = readme.read_text(encoding="utf-8").split("### Layout", 1)[1].split("\n### ", 1)[0]
     unnamed = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
                if path.name not in ("__init__.py", "__main__.py") and "migrations" not in path.parts
                and f"`{path.relative_to(PACKAGE)}`" not in layout]
