@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     init_integrations(app, svc)
     init_security(app, svc)
     if load_model:
-        svc.loader.start()
+        svc.start_loading()
     svc.worker.start()
     return app
 

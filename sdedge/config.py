@@ -5,11 +5,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REPO_ID = "OpenVINO/stable-diffusion-v1-5-int8-ov"
 DEVICES = ("GPU", "CPU", "NPU", "AUTO")
+DEVICE_CLASSES = ("CPU", "GPU", "NPU")  # what a job may ask for (`device`)
+REMOTE_KINDS = ("a1111", "stability")
+
+
+class RemoteEngine(BaseModel):
+    """One entry of REMOTE_ENGINES: a model served by another server instead of this machine's device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+                    description="The model id clients ask for (`model`).")
+    kind: Literal["a1111", "stability"] = Field(..., description="a1111: an AUTOMATIC1111-compatible server (another "
+                                                "sdedge, A1111, Forge); stability: the Stability AI REST API.")
+    url: str = Field("", description="Base URL (stability: https://api.stability.ai when empty).")
+    name: str | None = Field(None, description="Shown in listings (default: the id).")
+    key: str | None = Field(None, description="The credential itself (prefer key_env).")
+    key_env: str | None = Field(None, description="Name of the environment variable holding the credential.")
+    model: str | None = Field(None, description="a1111: the checkpoint to run (sd_model_checkpoint); stability: the "
+                                                "service (core, ultra, sd3) or an sd3 model (sd3.5-large, ...).")
+    timeout: float = Field(600.0, gt=0, le=86400, description="Seconds one remote call may take.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {value!r}")
+        return value
 
 
 class Settings(BaseSettings):
@@ -48,7 +76,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HUGGINGFACE_TOKEN", "HF_TOKEN"),
         description="Token for gated or private repositories (HF_TOKEN also accepted).",
     )
-    openvino_device: str = Field("GPU", description="Inference device: GPU, CPU, NPU or AUTO; falls back to CPU.")
+    openvino_device: str = Field(
+        "GPU", description="Inference device: GPU, CPU, NPU or AUTO (falls back to CPU); a list such as GPU,CPU or "
+                           "GPU.0,GPU.1 runs one worker per device on the same queue.")
     compile_cache: bool = Field(True, description="Keep OpenVINO's compiled-model cache under MODELS_CACHE_DIR.")
     compile_cache_dir: Path | None = Field(
         None, description="Folder of OpenVINO's compiled-model cache (default MODELS_CACHE_DIR/ov-cache), e.g. on a "
@@ -64,6 +94,14 @@ class Settings(BaseSettings):
     ov_enable_mmap: bool = Field(True, description="Map model weights from disk instead of copying them into memory.")
     static_pipeline_cache_size: int = Field(
         4, ge=1, le=32, description="GPU/NPU: how many compiled static-shape pipelines to keep."
+    )
+
+    remote_engines: list[RemoteEngine] = Field(
+        default_factory=list, description='Models served by remote engines, a JSON list: [{"id": "big-box", "kind": '
+        '"a1111", "url": "http://192.168.1.30:7860"}, {"id": "sd3", "kind": "stability", "model": "sd3.5-large"}]; '
+        'each runs on its own worker, beside the local devices.')
+    stability_api_key: str | None = Field(
+        None, description="Stability AI API key for stability entries of REMOTE_ENGINES without key or key_env."
     )
 
     # Output and jobs
@@ -150,10 +188,26 @@ class Settings(BaseSettings):
     @field_validator("openvino_device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        device = value.strip().upper()
-        if device.split(".")[0] not in DEVICES:
-            raise ValueError(f"must be one of {', '.join(DEVICES)} (or GPU.1 style), got {value!r}")
-        return device
+        devices = split_list(value.upper())
+        if not devices:
+            raise ValueError("must name a device: GPU, CPU, NPU or AUTO")
+        for device in devices:
+            if device.split(".")[0] not in DEVICES:
+                raise ValueError(f"must be one of {', '.join(DEVICES)} (or GPU.1 style), or a list of them, "
+                                 f"got {value!r}")
+        if len(devices) > 1 and "AUTO" in devices:
+            raise ValueError(f"AUTO picks one device; list the devices instead, got {value!r}")
+        if len(set(devices)) != len(devices):
+            raise ValueError(f"lists a device twice: {value!r}")
+        return ",".join(devices)
+
+    @field_validator("remote_engines")
+    @classmethod
+    def _unique_remote_ids(cls, value: list[RemoteEngine]) -> list[RemoteEngine]:
+        ids = [engine.id for engine in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"each entry needs its own id, got {ids}")
+        return value
 
     @field_validator("models_cache_dir", "generated_images_dir", "data_dir", "compile_cache_dir")
     @classmethod
@@ -199,6 +253,11 @@ class Settings(BaseSettings):
     def model_is_local(self) -> bool:
         """True when STABLE_DIFFUSION_REPO_ID names an existing folder rather than a hub repo."""
         return Path(self.stable_diffusion_repo_id).is_dir()
+
+    @property
+    def device_list(self) -> list[str]:
+        """OPENVINO_DEVICE as its devices, in order (one worker each)."""
+        return self.openvino_device.split(",")
 
     @property
     def job_database_url(self) -> str:

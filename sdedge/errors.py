@@ -16,6 +16,7 @@
     ├── DiskFull                     507 disk_full
     ├── DatabaseUnavailable          503 database_unavailable
     └── GenerationError              500 generation_failed
+        ├── RemoteEngineError        502 remote_engine_failed
         ├── GenerationCanceled       409 canceled
         └── GenerationTimeout        504 timeout
 
@@ -23,7 +24,7 @@ Every 4xx/5xx body is `{"error": {"code": str, "message": str, "details": [{"fie
 `details` is always a list with at least one entry; `field` is null when the problem is not one field's,
 and an entry may carry more keys (the job's `status`, the queue's `queued`...).
 
-Exceptions of the libraries sdedge calls (openvino-genai, huggingface-hub, SQLAlchemy, Pillow) become
+Exceptions of the libraries sdedge calls (openvino-genai, huggingface-hub, SQLAlchemy, Pillow, httpx) become
 these through one table, `sdedge.foreign_errors`, applied with `map_exceptions`.
 """
 
@@ -159,6 +160,13 @@ class GenerationError(SdedgeError):
     """The engine failed while generating."""
 
     code = "generation_failed"
+
+
+class RemoteEngineError(GenerationError):
+    """A remote engine (another A1111-compatible server, the Stability AI API) failed or refused a job."""
+
+    status_code = 502
+    code = "remote_engine_failed"
 
 
 class GenerationCanceled(GenerationError):

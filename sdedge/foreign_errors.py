@@ -1,5 +1,5 @@
-"""The one table of foreign exceptions: what openvino-genai, huggingface-hub, SQLAlchemy and Pillow
-raise, as sdedge's own errors. Call sites wrap the foreign call in `map_exceptions(TABLE)`.
+"""The one table of foreign exceptions: what openvino-genai, huggingface-hub, SQLAlchemy, Pillow and
+httpx (the remote engines' client) raise, as sdedge's own errors. Call sites wrap the foreign call in `map_exceptions(TABLE)`.
 
 The messages are ours: a runtime's internal text (C++ assertions with build paths) is logged, never
 shown to a client.
@@ -12,13 +12,14 @@ import os
 from functools import partial
 from typing import Any
 
+import httpx
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from sdedge.errors import (
     DatabaseUnavailable, ErrorFactory, GenerationError, InvalidRequest, ModelDownloadError, PayloadTooLarge,
-    SdedgeError, detail,
+    RemoteEngineError, SdedgeError, detail,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,25 @@ def describe_outage(exc: BaseException) -> str:
     """One line for /health about why the database is unreachable."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return f"the job database is unreachable ({text[0] if text else type(exc).__name__}); retrying"
+
+
+# -- httpx (remote engines) -------------------------------------------------------------------------
+def remote_errors(engine: str, url: str) -> dict[type[BaseException], ErrorFactory]:
+    """What httpx raised while talking to the remote engine `engine` at url, as one line naming both."""
+    def failed(what: str) -> ErrorFactory:
+        def make(exc: BaseException) -> SdedgeError:
+            log.warning("remote engine %s (%s): %s: %s", engine, url, type(exc).__name__, exc)
+            return RemoteEngineError(f"remote engine {engine} at {url}: {what} ({_first_line(exc)})")
+        return make
+
+    return {httpx.TimeoutException: failed("no answer in time"),
+            httpx.ConnectError: failed("cannot connect"),
+            httpx.RemoteProtocolError: failed("the connection broke off"),
+            httpx.TransportError: failed("the request failed"),
+            httpx.DecodingError: failed("the answer could not be decoded"),
+            ValueError: failed("the answer is not what its API documents"),
+            KeyError: failed("the answer lacks a documented field"),
+            OSError: failed("an image in the answer could not be read")}
 
 
 # -- Pillow ---------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class Job:
     owner: str | None = None
     model: str | None = None  # the model id asked for; None: the server's default model
     device: str | None = None  # the device class asked for; None: any worker may run it
+    worker: str | None = None  # who runs it (node:pid:label) while it runs
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Job:
@@ -92,7 +93,7 @@ class Job:
             attempts=row["attempts"], cancel_requested=bool(row["cancel_requested"]),
             started_at=row["started_at"], finished_at=row["finished_at"], idempotency_key=row["idempotency_key"],
             node=row.get("node"),
-            owner=row.get("owner"), model=row.get("model"), device=row.get("device"),
+            owner=row.get("owner"), model=row.get("model"), device=row.get("device"), worker=row.get("worker"),
         )
 
 

@@ -70,7 +70,10 @@ class GenerateRequest(BaseModel):
         1, ge=1, validation_alias=_aliases("num_images", "numImages", "n"),
         description="Images to generate (seed, seed+1, ...), at most MAX_IMAGES.",
     )
-    model: str | None = Field(None, description="Accepted for compatibility; the configured model is used.")
+    model: str | None = Field(None, max_length=200, description="A remote model's id (REMOTE_ENGINES) runs the job "
+                              "there; anything else: the configured model.")
+    device: Literal["CPU", "GPU", "NPU"] | None = Field(
+        None, description="Run on a worker of this device class (OPENVINO_DEVICE lists the devices); absent: any.")
     priority: Annotated[int, BeforeValidator(_priority_value), WithJsonSchema(_PRIORITY_SCHEMA)] = Field(
         0, ge=-100, le=100, description="Higher runs first; FIFO within a priority. -100..100, or seed 002's "
         "names: low (-10), normal (0), high (10).",
@@ -83,6 +86,11 @@ class GenerateRequest(BaseModel):
         None, min_length=1, max_length=200, validation_alias=_aliases("transaction_key", "transactionKey"),
         description="Idempotency key (the Idempotency-Key header works too): resubmitting returns the same job.",
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("sampler")
     @classmethod

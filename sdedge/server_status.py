@@ -14,7 +14,7 @@ from sdedge.modes import MODES, ModeSpec
 from sdedge.samplers import SAMPLER_NAMES, SAMPLERS
 
 # Fields of every request model that are not part of the form a person fills in.
-_NOT_FORM_FIELDS = {"transaction_key", "model", "priority"}
+_NOT_FORM_FIELDS = {"transaction_key", "model", "priority", "device"}
 NO_ENCODER_REASON = "this model has no VAE encoder: image inputs are unavailable"
 
 
@@ -30,7 +30,8 @@ def health_body(settings: Settings, loader: EngineLoader, images: FileStore, sta
         "reason": status.pop("reason") if not loader.ready else database_error,
         "used_mocks": settings.use_mocks,
         "model": {"id": settings.stable_diffusion_repo_id, "path": status.pop("model_path")},
-        "device": {"requested": settings.openvino_device, "actual": status.pop("actual_device")},
+        "device": {"requested": settings.openvino_device, "actual": status.pop("actual_device"),
+                   "devices": [d.strip() for d in settings.openvino_device.split(",")]},
         "loader": status,
         "limits": limits(settings),
         "versions": versions(),

@@ -36,9 +36,11 @@ from sdedge.modes import mode_spec
 from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
 from sdedge.ownership import check_visible, job_id_of_file, mask_nodes, owned_key
+from sdedge.placement import Placement, place
 from sdedge.principal import SYSTEM, Principal
 from sdedge.request_schemas import GenerateRequest
-from sdedge.worker import Progress, Worker
+from sdedge.worker import Progress
+from sdedge.worker_pool import WorkerPool
 
 MAX_LIST_LIMIT = 200
 NODE_NAMES_SECONDS = 5.0
@@ -54,6 +56,12 @@ def _fingerprint(mode: str, body: dict[str, Any], files: dict[str, bytes] | None
     return digest.hexdigest()
 
 
+def _label(worker: str | None) -> str | None:
+    """The worker part of a claim's name (node:pid:label), e.g. GPU.0 or remote-big-box."""
+    parts = (worker or "").split(":", 2)
+    return parts[2] if len(parts) == 3 else None
+
+
 @dataclass
 class Submission:
     """A submitted job, and whether this call created it (False: an idempotency key matched)."""
@@ -66,7 +74,7 @@ class GenerationService:
     """Jobs from submission to their files, for every surface."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_file_store: FileStore,
-                 loader: EngineLoader, notifier: Notifier, worker: Worker, nodes: NodeRegistry,
+                 loader: EngineLoader, notifier: Notifier, worker: WorkerPool, nodes: NodeRegistry,
                  events: JobEvents | None = None) -> None:
         self.settings, self.job_store, self.images, self.input_file_store = settings, job_store, images, input_file_store
         self.events = events or worker.events
@@ -80,19 +88,22 @@ class GenerationService:
                idempotency_key: str | None = None, *, caller: Principal) -> Submission:
         """Validate and queue a generation owned by caller; the same idempotency key returns the first job."""
         spec = mode_spec(mode)
-        self._check_accepting()
+        self._check_accepting(local=not self._names_remote(body))
         parsed = spec.request_model.model_validate({**body, **(files or {})})
         key = owned_key(idempotency_key or parsed.transaction_key, caller)
         if key and (existing := self.job_store.find_by_key(key)):
             return Submission(existing, False)
-        self._check_image_support(parsed)
+        placement = self.placement(spec.mode.value, parsed)
+        if not placement.remote:
+            self._check_image_support(parsed)
         self._check_queue_room()
         check_queue_share(self.job_store, self.settings, caller)
         params, stored = input_files.prepare(parsed, self.settings, self.input_file_store)
         job, created = self.job_store.add(spec.mode.value, input_files.stored_request(body, parsed),
                                           {**params.to_dict(), input_files.PARAMS_KEY: stored,
                                            **({step_images.PARAMS_KEY: parsed.step_images} if parsed.step_images else {})},
-                                          priority=parsed.priority, idempotency_key=key, owner=caller.owner)
+                                          priority=parsed.priority, idempotency_key=key, owner=caller.owner,
+                                          model=placement.model, device=placement.device)
         if not created:  # lost an idempotency race: the other submission's inputs are the job's
             self.input_file_store.delete(list(stored.values()))
         else:
@@ -112,7 +123,8 @@ class GenerationService:
         job is returned as it is, still queued or running. The same call repeated while its job is
         unfinished (a client's retry) waits for that job instead of queueing a second one.
         """
-        self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
+        if not self._names_remote(body):
+            self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
         # A retry joins the same user's job only: the fingerprint is scoped like an idempotency key.
         fingerprint = None if idempotency_key else owned_key(_fingerprint(mode, body, files), caller)
         with self._in_flight_lock:  # two copies of one call arriving together still make one job
@@ -174,10 +186,23 @@ class GenerationService:
         if job.status is JobStatus.FAILED:
             raise error_for(job.error or {})
 
-    def _check_accepting(self) -> None:
+    def placement(self, mode: str, parsed: GenerateRequest) -> Placement:
+        """Which workers may run this request (its model and device), checked against this node and its fleet."""
+        fleet = []
+        if parsed.model is not None or parsed.device is not None:
+            within = 3 * self.settings.lease_seconds
+            fleet = [w for info in self.nodes.live(within_seconds=within) for w in info.workers]
+        return place(mode, parsed.model, parsed.device, self.worker, fleet)
+
+    def _names_remote(self, body: dict[str, Any]) -> bool:
+        """True when the request names a remote model of this node (the local engine's state does not matter)."""
+        model = body.get("model")
+        return isinstance(model, str) and self.worker.remote(model) is not None
+
+    def _check_accepting(self, local: bool = True) -> None:
         if self.worker.stopping:
             raise ModelError("the server is shutting down; retry shortly")
-        if self.loader.state.dead_end:  # nothing would ever run: say why instead of queueing
+        if local and self.loader.state.dead_end:  # nothing would ever run: say why instead of queueing
             raise ModelNotReady(self.loader.reason or "the model is not available",
                                 detail(None, self.loader.reason or "the model is not available", "state",
                                        state=self.loader.state.value))
@@ -258,17 +283,20 @@ class GenerationService:
         return jobs, jobs[-1].id if len(jobs) == limit else None
 
     def live(self, job: Job | None = None, caller: Principal | None = None) -> Progress | None:
-        """The running job's live progress in this process (for job, when given and it is that job; when
-        caller is given, only if it is the caller's job)."""
-        current = self.worker.current
-        if current is None or (job is not None and current.job_id != job.id):
-            return None
-        if caller is not None and not caller.sees_all:
+        """Live progress of a job this process runs (of job, when given; when caller is given, only a job
+        of the caller's; else the first running)."""
+        found = [self.worker.progress_of(job.id)] if job is not None else self.worker.running()
+        for current in found:
+            if current is None:
+                continue
+            if caller is None or caller.sees_all:
+                return current
             try:
                 self.get(current.job_id, caller)
             except NotFound:
-                return None
-        return current
+                continue
+            return current
+        return None
 
     def file_url(self, filename: str) -> str:
         """Link to a generated file; absolute when BASE_URL is set."""
@@ -318,7 +346,8 @@ class GenerationService:
                           step=progress["step"], total=progress["total"],
                           eta_seconds=live.eta_seconds() if live else None,
                           preview_url=self._preview_url(job, live), node=self._node(job.node))
-        return render(job, state, Files(self.file_url, self.read_file, self.loader.model_name()), images)
+        view = render(job, state, Files(self.file_url, self.read_file, self.loader.model_name()), images)
+        return {**view, "model": job.model, "device": job.device}  # which workers may run it
 
     def _node(self, node: str | None) -> dict[str, str] | None:
         """A node's id and name, names cached for a few seconds (every job view names one)."""
@@ -345,7 +374,7 @@ class GenerationService:
         when it is the caller's)."""
         counts = api_counts(self.job_store.counts())
         average = self.job_store.average_seconds()
-        current = self.worker.current
+        current = self.live(caller=caller) or next(iter(self.worker.running()), None)
         mine = current is not None and self.live(caller=caller) is current
         return {
             # a job whose images are being written is done with the device: not "processing"
@@ -358,6 +387,13 @@ class GenerationService:
                 "id": current.job_id if mine else None, "step": current.step, "total": current.total,
                 "percent": round(100 * current.fraction, 1), "eta_seconds": current.eta_seconds()},
             "runningJobs": [{"id": job.id if caller.can_see(job.owner) else None, "node": self._node(job.node),
+                             "worker": _label(job.worker), "device": job.device, "model": job.model,
                              **self.progress(job)} for job in self.job_store.running()],
+            "workers": self.workers(caller),
             "nodes": self.fleet(caller),
         }
+
+    def workers(self, caller: Principal) -> list[dict[str, Any]]:
+        """This node's workers (device or remote model, state, current job: its id only when the caller's)."""
+        visible = set() if caller.sees_all else {j.id for j in self.job_store.running() if caller.can_see(j.owner)}
+        return mask_nodes([{"workers": self.worker.describe()}], visible, caller)[0]["workers"]

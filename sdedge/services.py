@@ -11,6 +11,7 @@ from flask import current_app
 from sdedge.accounts import AccountStore
 from sdedge.auth import Authenticator
 from sdedge.config import Settings
+from sdedge.engine.devices import plan_devices
 from sdedge.engine.loader import EngineLoader
 from sdedge.fair_use import SubmissionMeter
 from sdedge.file_store import FileStore
@@ -18,9 +19,11 @@ from sdedge.job_events import JobEvents
 from sdedge.job_store import JobStore
 from sdedge.nodes import NodeRegistry, default_node_name, node_id
 from sdedge.notifier import Notifier
+from sdedge.remote.models import remote_models
+from sdedge.remote.source import RemoteSource
 from sdedge.service import GenerationService
 from sdedge.shared_files import SharedFiles
-from sdedge.worker import Worker
+from sdedge.worker_pool import WorkerPool
 
 
 @dataclass
@@ -29,9 +32,9 @@ class Services:
 
     settings: Settings
     generation: GenerationService
-    loader: EngineLoader
+    loader: EngineLoader  # the first device's (the one /health and the model listings describe)
     images: FileStore  # generated PNGs and previews, served under /generated/
-    worker: Worker
+    worker: WorkerPool  # one worker per device and per remote model
     accounts: AccountStore  # users and API tokens, in the job database
     auth: Authenticator
     nodes: NodeRegistry
@@ -40,8 +43,18 @@ class Services:
     closers: list[Callable[[], None]] = field(default_factory=list)  # integrations to end at shutdown (MCP loop)
     submissions: SubmissionMeter | None = None  # RATE_LIMIT for MCP tool calls; set with the rate limiter
 
+    @property
+    def loaders(self) -> list[EngineLoader]:
+        """Every local device's loader, the first one first."""
+        return self.worker.loaders
+
+    def start_loading(self) -> None:
+        """Load every device's engine in the background."""
+        for loader in self.loaders:
+            loader.start()
+
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop the worker: the running job stops at its next step and is re-queued."""
+        """Stop the workers: running jobs stop at their next step and are re-queued."""
         self.worker.stop(timeout)
         for close in self.closers:
             close()
@@ -56,14 +69,18 @@ def services() -> Services:
 def build_services(settings: Settings) -> Services:
     """Wire the stores, loader, worker and generation service for one app."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the node id lives there even with DATABASE_URL
-    loader, job_store, notifier = EngineLoader(settings), JobStore(settings.job_database_url), Notifier()
+    job_store, notifier = JobStore(settings.job_database_url), Notifier()
+    # one loader (own pipelines) per device present: OPENVINO_DEVICE=GPU,CPU runs two workers
+    loaders = [EngineLoader(settings, device) for device in plan_devices(settings.device_list)]
+    remotes = [RemoteSource(remote) for remote in remote_models(settings)]
     shared = None if job_store.is_local else SharedFiles(job_store.db)  # a fleet: every node serves every file
     images = FileStore(settings.generated_images_dir, shared, "image")
     input_file_store = FileStore(settings.data_dir / "inputs", shared, "input")
     nodes = NodeRegistry(job_store.db, node_id(settings.data_dir), settings.node_name or default_node_name())
     events = JobEvents()
-    worker = Worker(settings, job_store, images, input_file_store, loader, notifier, nodes, events)
-    generation = GenerationService(settings, job_store, images, input_file_store, loader, notifier, worker, nodes, events)
+    worker = WorkerPool(settings, job_store, images, input_file_store, notifier, nodes, loaders, remotes, events)
+    generation = GenerationService(settings, job_store, images, input_file_store, loaders[0], notifier, worker, nodes,
+                                   events)
     accounts = AccountStore(job_store.db)
-    return Services(settings, generation, loader, images, worker, accounts, Authenticator(accounts, settings), nodes,
+    return Services(settings, generation, loaders[0], images, worker, accounts, Authenticator(accounts, settings), nodes,
                     events)

@@ -1,8 +1,9 @@
-"""The worker: one thread per device taking jobs from the store, one at a time.
+"""A worker: one thread per device (or remote engine) taking jobs from the store, one at a time.
 
 On a CPU, running two generations at once only splits the same cores between them, so a device
-gets exactly one worker. The step callback records progress, writes previews, and stops the run on
-cancel, timeout or shutdown.
+gets exactly one worker. Each worker claims only the jobs it can run (its models, its device class);
+its engine source is a local device's loader or a remote engine. The step callback records progress,
+writes previews, and stops the run on cancel, timeout or shutdown.
 """
 
 from __future__ import annotations
@@ -16,21 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdedge import input_files, step_images
+from sdedge.backoff import Backoff
 from sdedge.config import Settings
-from sdedge.engine.loader import EngineLoader
 from sdedge.engine.params import GenerationOutput, GenerationParams, PartialOutput, StepEvent
 from sdedge.engine.previews import preview_image
 from sdedge.errors import GenerationCanceled, SdedgeError
 from sdedge.foreign_errors import describe_outage, is_database_outage
 from sdedge.file_store import FileStore
 from sdedge.infotext import infotext
-from sdedge.housekeeping import MAX_ATTEMPTS, Housekeeping
 from sdedge.job_events import JobEvents, Kind, event_for, stage_seconds
 from sdedge.job_store import Job, JobStatus, JobStore, worker_name
 from sdedge.leases import LeaseKeeper
-from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
 from sdedge.partial_results import keep_partial
+from sdedge.worker_parts import ClaimScope, EngineSource, NodeDuties
 
 log = logging.getLogger(__name__)
 
@@ -55,53 +55,44 @@ class Progress:
 
 
 class Worker:
-    """Claims jobs and runs them on the loader's engine."""
+    """Claims the jobs its scope allows and runs them on its source's engine."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_files: FileStore,
-                 loader: EngineLoader, notifier: Notifier, nodes: NodeRegistry, events: JobEvents | None = None) -> None:
-        self.settings, self.job_store, self.loader = settings, job_store, loader
+                 source: EngineSource, notifier: Notifier, node: str, *, label: str,
+                 scope: Callable[[], ClaimScope], duties: NodeDuties, events: JobEvents | None = None) -> None:
+        self.settings, self.job_store, self.source = settings, job_store, source
         self.events = events or JobEvents()
         self.images, self.input_files = images, input_files
-        self.notifier, self.node = notifier, nodes.node
-        self.name = worker_name(nodes.node)
-        self.housekeeping = Housekeeping(settings, job_store, images, input_files, nodes, self.describe)
+        self.notifier, self.node, self.label = notifier, node, label
+        self.name = f"{worker_name(node)}:{label}"  # node:pid:device, so recovery by node still matches
+        self.scope, self.duties = scope, duties
         self._lease: LeaseKeeper | None = None
         self.current: Progress | None = None
         self._cancel_current = threading.Event()  # a cancel made in this process, for the running job
         self._keep_partial = False  # that cancel wants the partial image kept (A1111's interrupt)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._recovered = False
-        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdedge-saver")
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sdedge-saver-{label}")
         self.saving: set[str] = set()  # jobs whose images the saver thread is writing
         self.database_error: str | None = None  # why the job database cannot be reached, while it cannot
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        """Take jobs in a daemon thread; it first recovers what a crash left running."""
-        if self.job_store.is_local:
-            # No other node writes into these folders, so a partial file is a crash's. Swept here, before
-            # the app answers its first request: a submission's own partial input file is never taken.
-            self.images.sweep_partial_files()
-            self.input_files.sweep_partial_files()
-        self._thread = threading.Thread(target=self._loop, name="sdedge-worker", daemon=True)
+        """Take jobs in a daemon thread; the node's duties first recover what a crash left running."""
+        self._thread = threading.Thread(target=self._loop, name=f"sdedge-worker-{self.label}", daemon=True)
         self._thread.start()
-
-    def _recover_once(self) -> None:
-        if self._recovered:
-            return
-        requeued, failed = self.job_store.recover(f"{self.node}:", MAX_ATTEMPTS)
-        if requeued or failed:
-            log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
-        self._recovered = True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking jobs; a running job stops at its next step and goes back to the queue."""
-        self._stopping.set()
-        self.notifier.notify()
+        self.signal_stop()
         if self._thread:
             self._thread.join(timeout)
         self._saver.shutdown(wait=True)  # images already generated are written, not lost
+
+    def signal_stop(self) -> None:
+        """Ask the loop to end (stop() also waits for it)."""
+        self._stopping.set()
+        self.notifier.notify()
 
     @property
     def stopping(self) -> bool:
@@ -127,9 +118,8 @@ class Worker:
         backoff = Backoff()
         while not self._stopping.is_set():
             try:
-                self._recover_once()
-                self.housekeeping.run()
-                job = self._claim() if self.loader.ready else None
+                self.duties.run()
+                job = self._claim() if self.source.ready else None
             except Exception as exc:  # noqa: BLE001 - the worker thread must outlive any outage
                 self._database_down(exc, backoff)
                 continue
@@ -140,15 +130,21 @@ class Worker:
             self._run(job)
 
     def _claim(self) -> Job | None:
-        return self.job_store.claim_next(self.name, node=self.node, lease_seconds=self.settings.lease_seconds)
+        scope = self.scope()
+        return self.job_store.claim_next(self.name, node=self.node, lease_seconds=self.settings.lease_seconds,
+                                         models=scope.models, devices=scope.devices)
 
-    def describe(self) -> list[dict[str, object]]:
-        """What this node's worker does, for the nodes table."""
+    def describe(self) -> dict[str, Any]:
+        """What this worker is and does, for the nodes table, /health and /queue/status."""
         current = self.current
-        return [{"worker": self.name, "device": {"requested": self.settings.openvino_device,
-                                                 "actual": getattr(self.loader.engine_or_none(), "device", None)},
-                 "model": self.loader.model_name(), "state": self.loader.state.value,
-                 "job": current.job_id if current else None}]
+        return {"worker": self.name, "label": self.label, **self.source.describe(),
+                "model": self.source.model_name(), "job": current.job_id if current else None}
+
+    def ran_on(self) -> dict[str, Any]:
+        """Which worker ran a job, for its result: the label, the actual device or the remote model."""
+        described = self.source.describe()
+        device, remote = described.get("device") or {}, described.get("remote") or {}
+        return {"label": self.label, "device": device.get("actual"), "remote": remote.get("id")}
 
     @property
     def lost_current(self) -> bool:
@@ -197,12 +193,12 @@ class Worker:
         self.notifier.notify()
         tracker = _StepTracker(self, job, params)
         self._lease = LeaseKeeper(self.job_store, job.id, job.attempts, self.settings.lease_seconds)
-        self._safely(self.housekeeping.beat_now)
+        self._safely(self.duties.beat_now)
         self.emit("started", job)
         try:
             with self._lease:
                 inputs = input_files.load(job.params, self.input_files)
-                output = self.loader.engine().generate(params, tracker.on_step, inputs)
+                output = self.source.engine().generate(params, tracker.on_step, inputs)
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
             self.saving.add(job.id)
@@ -247,14 +243,14 @@ class Worker:
     def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None,
                  step_files: list[str]) -> None:
         started = time.perf_counter()
-        model = self.loader.model_name()
+        model = self.source.model_name()
         files = [
             self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model))
             for i, (image, seed) in enumerate(zip(output.images, output.seeds))
         ]
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
         result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
-                  "timings": timings}
+                  "timings": timings, "worker": self.ran_on()}
         if step_files:
             result["step_files"] = step_files
         files = [*files, *step_files]  # the job's files (deleted and pruned with it); result["files"]: its images
@@ -275,8 +271,8 @@ class Worker:
                           f"the re-queueing of job {job.id}")
         elif self._keep_partial and partial is not None:  # A1111's interrupt: the caller gets the partial image
             step = self.current.step if self.current else None
-            result, files = keep_partial(self.loader.engine(), self.images, job.id, params, partial,
-                                         self.loader.model_name(), step)
+            result, files = keep_partial(self.source.engine(), self.images, job.id, params, partial,
+                                         self.source.model_name(), step)
             self._fail(job, "canceled", f"interrupted at step {step}; the partial image is kept", JobStatus.CANCELED,
                        step, result=result, files=files)
         else:
@@ -303,7 +299,7 @@ class Worker:
         self._lease = None
         self._cancel_current.clear()
         self._keep_partial = False
-        self._safely(self.housekeeping.beat_now)
+        self._safely(self.duties.beat_now)
         self.notifier.notify()
 
     def _safely(self, duty: Callable[[], None]) -> None:
@@ -361,10 +357,15 @@ class _StepTracker:
     def _maybe_preview(self, event: StepEvent, progress: Progress) -> None:
         every, min_gap = self.settings.preview_every_steps, self.settings.preview_min_interval_ms / 1000
         now = time.monotonic()
-        if not every or event.latent is None or event.step % every or now - self._last_preview < min_gap:
+        if not every or (event.latent is None and event.preview is None) or event.step % every \
+                or now - self._last_preview < min_gap:
             return
         self._last_preview = now
-        image = preview_image(event.latent, self.params.width, self.params.height)
+        image = event.preview
+        if image is None and event.latent is not None:
+            image = preview_image(event.latent, self.params.width, self.params.height)
+        if image is None:
+            return
         progress.preview = self.worker.images.save_preview(self.job.id, image)
 
 
@@ -374,18 +375,3 @@ class _StepTracker:
             image = preview_image(event.latent, self.params.width, self.params.height)
             self.step_files.append(self.worker.images.save(step_images.file_name(self.job.id, progress.step), image))
 
-
-class Backoff:
-    """Waits that double from 0.25 s up to 10 s while a dependency stays away."""
-
-    def __init__(self, first: float = 0.25, most: float = 10.0) -> None:
-        self.first, self.most, self._next = first, most, first
-
-    def next(self) -> float:
-        """The wait before the next try."""
-        wait, self._next = self._next, min(self.most, self._next * 2)
-        return wait
-
-    def reset(self) -> None:
-        """Back to the first, short wait."""
-        self._next = self.first

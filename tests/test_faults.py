@@ -122,7 +122,7 @@ def test_a_database_restart_kills_no_worker_and_loses_no_job(tmp_path: Path, pos
         refused = client.post("/generate/text2img", json={"prompt": "z"})
         assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "database_unavailable"
         wait_for(lambda: worker.database_error is not None, timeout=60)  # the running job's writes hit the outage
-        assert worker._thread is not None and worker._thread.is_alive()
+        assert worker.workers[0]._thread is not None and worker.workers[0]._thread.is_alive()
     finally:
         postgres.start()
     wait_for(lambda: client.get("/health").status_code == 200, timeout=60)
@@ -131,4 +131,4 @@ def test_a_database_restart_kills_no_worker_and_loses_no_job(tmp_path: Path, pos
             for job_id in (running_id, queued_id)}
     assert [job["status"] for job in jobs.values()] == ["completed", "completed"], jobs
     assert [job["attempts"] for job in jobs.values()] == [1, 1]  # each ran exactly once
-    assert worker._thread.is_alive()
+    assert worker.workers[0]._thread.is_alive()

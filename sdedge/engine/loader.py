@@ -50,8 +50,9 @@ class LoadRecord:
 class EngineLoader:
     """Owns the engine and the story of how it was (or was not) loaded."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, device: str | None = None) -> None:
         self.settings = settings
+        self.device = device or settings.device_list[0]  # the device this loader compiles for (one worker's)
         self.state = LoadState.STARTING
         self.reason: str | None = "starting up"
         self.download_progress: dict[str, int] | None = None
@@ -63,7 +64,7 @@ class EngineLoader:
 
     def start(self) -> None:
         """Load in a daemon thread, so the HTTP server is up (and /health answers) meanwhile."""
-        self._thread = threading.Thread(target=self._load, name="sdedge-loader", daemon=True)
+        self._thread = threading.Thread(target=self._load, name=f"sdedge-loader-{self.device}", daemon=True)
         self._thread.start()
 
     def load_now(self) -> Engine:
@@ -120,7 +121,7 @@ class EngineLoader:
 
     def _build_engine(self) -> Engine:
         if self.settings.use_mocks:
-            return MockEngine(self.settings.openvino_device)
+            return MockEngine(self.device)
         path = model_files.resolve_model(self.settings)
         if path is None:
             problem = model_files.model_problem(self.settings) or "model is not available"
@@ -129,10 +130,10 @@ class EngineLoader:
             self._set(LoadState.DOWNLOADING, f"downloading {self.settings.stable_diffusion_repo_id}")
             path = model_files.download_model(self.settings, show_progress=False, on_progress=self._on_download)
         self.model_path = str(path)
-        self._set(LoadState.COMPILING, f"compiling the model for {self.settings.openvino_device}")
+        self._set(LoadState.COMPILING, f"compiling the model for {self.device}")
         return OpenVINOEngine(
             path,
-            self.settings.openvino_device,
+            self.device,
             properties=self.settings.ov_properties(),
             fast_decoder=self.settings.fast_decoder,
             static_cache_size=self.settings.static_pipeline_cache_size,
@@ -151,7 +152,7 @@ class EngineLoader:
     def _set(self, state: LoadState, reason: str | None) -> None:
         self.state, self.reason = state, reason
         log.log(logging.WARNING if state in (LoadState.FAILED, LoadState.MISSING) else logging.INFO,
-                "engine %s%s", state.value, f": {reason}" if reason else "")
+                "engine (%s) %s%s", self.device, state.value, f": {reason}" if reason else "")
 
     def status(self) -> dict[str, Any]:
         """Loading facts for /health."""

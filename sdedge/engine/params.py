@@ -60,6 +60,7 @@ class StepEvent:
     step: int
     total_steps: int
     latent: np.ndarray | None = None
+    preview: Image.Image | None = None  # a preview already drawn (a remote engine's progress image)
 
     @property
     def fraction(self) -> float:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sdedge.engine.devices import compile_device
+
 EPSILON = 1e-5
 
 
@@ -51,6 +53,6 @@ class VaeEncoder:
             if self._compiled is None:
                 import openvino as ov
 
-                self._compiled = ov.Core().compile_model(self.path, self.device, self.properties)
+                self._compiled = ov.Core().compile_model(self.path, compile_device(self.device), self.properties)
             moments = self._compiled(to_vae_input(image))[0]
         return np.asarray(moments[:, :4] * self.scaling_factor, dtype=np.float32)

@@ -113,6 +113,8 @@ def health() -> tuple[Response, int]:
     problem = svc.generation.database_problem()
     body = server_status.health_body(svc.settings, svc.loader, svc.images, svc.started_at, problem)
     body["node"] = {"id": svc.generation.nodes.node, "name": svc.generation.nodes.name}
+    if problem is None:
+        body["workers"] = svc.generation.workers(caller())  # each device's (and remote model's) worker and job
     if problem is None and not svc.generation.job_store.is_local:
         body["nodes"] = svc.generation.fleet(caller())  # a fleet on one database: every node's state
     return jsonify(health_view(body, caller())), 200 if body["ready"] else 503
