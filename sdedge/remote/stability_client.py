@@ -74,7 +74,9 @@ class StabilityClient:
                 event = StepEvent(index, params.num_images, 0, 1)
                 if on_step(event):
                     raise GenerationCanceled("generation canceled")
-                sent = self._sender.submit(self._client.post, path, data=fields, files=files)
+                # always multipart (the API refuses a urlencoded form): fields go as file-less parts
+                parts: dict[str, Any] = {**{name: (None, value) for name, value in fields.items()}, **files}
+                sent = self._sender.submit(self._client.post, path, files=parts)
                 answer = self._await(sent, event, on_step)
                 image, seed = self._image(answer)
                 images.append(image)

@@ -1,6 +1,9 @@
 """A local stand-in of the Stability AI REST API: deterministic PNGs, the documented answers and errors.
 
 Sources it follows (no code copied):
+- v2beta Stable Image edit: `POST /v2beta/stable-image/edit/inpaint` (multipart: image required, prompt,
+  mask optional (else the image's alpha channel; white repaints), grow_mask 0-20 default 5, negative_prompt,
+  seed, output_format, style_preset; the answer keeps the input's size; 3 credits), same answers and errors.
 - v2beta Stable Image, the current text-to-image and image-to-image API: platform.stability.ai/docs/
   api-reference (`POST /v2beta/stable-image/generate/ultra|core|sd3`: multipart/form-data only, max
   10 MiB; `authorization: Bearer sk-...`; `accept: image/*` for raw bytes with `finish-reason` and `seed`
@@ -41,8 +44,8 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from .stability_params import (
-    FORMATS, MAX_BODY, RATE_LIMIT_TEXT, SD3_MODELS, V1_ENGINES, V2_COST, ApiError, json_object, parse_multipart,
-    seed_of, v1_form, v1_params, v2_params,
+    FORMATS, MAX_BODY, RATE_LIMIT_TEXT, SD3_MODELS, V1_ENGINES, V2_COST, ApiError, inpaint_params, json_object,
+    parse_multipart, seed_of, v1_form, v1_params, v2_params,
 )
 
 
@@ -180,6 +183,7 @@ class StabilityStandIn:
 
 # -- HTTP ------------------------------------------------------------------------------------------
 V2_PATH = re.compile(r"^/v2beta/stable-image/generate/(ultra|core|sd3)$")
+INPAINT_PATH = "/v2beta/stable-image/edit/inpaint"
 V1_PATH = re.compile(r"^/v1/generation/([^/]+)/(text-to-image|image-to-image)$")
 
 
@@ -227,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"content-type": "application/json"}, json.dumps(data).encode()
         if method == "POST" and (match := V2_PATH.match(self.path)):
             return self._v2(match.group(1), body, record)
+        if method == "POST" and self.path == INPAINT_PATH:
+            return self._inpaint(body, record)
         if method == "POST" and (match := V1_PATH.match(self.path)):
             return self._v1(match.group(1), match.group(2), body, record)
         raise ApiError(404, "not_found", f"{method} {self.path} does not exist")
@@ -250,6 +256,30 @@ class _Handler(BaseHTTPRequestHandler):
             data = {"image": base64.b64encode(image).decode(), "finish_reason": reason, "seed": seed}
             return 200, {"content-type": "application/json"}, json.dumps(data).encode()
         return 200, {"content-type": FORMATS[params["format"]], "finish-reason": reason, "seed": str(seed)}, image
+
+    def _inpaint(self, body: bytes, record: Received) -> tuple[int, dict[str, str], bytes]:
+        """edit/inpaint: the masked pixels repainted, the others kept; the answer has the input's size."""
+        key = self.api.authorize(self.headers)
+        self.api.count_call(key)
+        accept = (self.headers.get("accept") or "image/*").split(",")[0].strip()
+        if accept not in ("image/*", "application/json"):
+            raise ApiError(400, "bad_request", "accept: must be image/* or application/json")
+        record.fields, record.files = parse_multipart(self.headers.get("content-type", ""), body)
+        params = inpaint_params(record.fields, record.files)
+        filtered = self.api.screen(params["prompt"])
+        self.api.charge(key, V2_COST["inpaint"])
+        seed = seed_of(params["seed"], 4294967294)
+        painted = Image.open(io.BytesIO(self.api.picture(params["prompt"], seed, params["size"], "png", filtered,
+                                                         scaled=False))).convert("RGB")
+        original = Image.open(io.BytesIO(record.files["image"])).convert("RGB")
+        out = io.BytesIO()
+        Image.composite(painted, original, params["mask"]).save(out, format={"jpeg": "JPEG", "webp": "WEBP"}.get(
+            params["format"], "PNG"))
+        reason = "CONTENT_FILTERED" if filtered else "SUCCESS"
+        if accept == "application/json":
+            data = {"image": base64.b64encode(out.getvalue()).decode(), "finish_reason": reason, "seed": seed}
+            return 200, {"content-type": "application/json"}, json.dumps(data).encode()
+        return 200, {"content-type": FORMATS[params["format"]], "finish-reason": reason, "seed": str(seed)}, out.getvalue()
 
     # v1 -----------------------------------------------------------------------------------------
     def _v1(self, engine: str, kind: str, body: bytes, record: Received) -> tuple[int, dict[str, str], bytes]:

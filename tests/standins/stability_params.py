@@ -19,7 +19,7 @@ MAX_BODY = 10 * 1024 * 1024
 ASPECT_SIZES = {"1:1": (1024, 1024), "16:9": (1344, 768), "21:9": (1536, 640), "2:3": (832, 1216),
                 "3:2": (1216, 832), "4:5": (896, 1088), "5:4": (1088, 896), "9:16": (768, 1344), "9:21": (640, 1536)}
 SD3_MODELS = {"sd3.5-large": 6.5, "sd3.5-large-turbo": 4.0, "sd3.5-medium": 3.5, "sd3.5-flash": 2.5}
-V2_COST = {"ultra": 8.0, "core": 3.0}
+V2_COST = {"ultra": 8.0, "core": 3.0, "inpaint": 3.0}
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 STYLE_PRESETS = ("3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
                  "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound", "neon-punk", "origami",
@@ -121,6 +121,46 @@ def v2_params(service: str, fields: dict[str, str], files: dict[str, bytes]) -> 
     _number(fields, "cfg_scale", float, 1, 10, None)
     seed = _number(fields, "seed", int, 0, 4294967294, 0)
     return {"prompt": prompt, "model": model, "size": size, "scaled": scaled, "format": fmt, "seed": seed}
+
+
+def inpaint_params(fields: dict[str, str], files: dict[str, bytes]) -> dict[str, Any]:
+    """Validate an edit/inpaint form: image (required), prompt, mask (or the image's alpha), grow_mask 0-20."""
+    problems = []
+    prompt = fields.get("prompt", "")
+    if not prompt.strip():
+        problems.append("prompt: cannot be empty")
+    if len(prompt) > 10000 or len(fields.get("negative_prompt", "")) > 10000:
+        problems.append("prompt: must be at most 10000 characters")
+    fmt = fields.get("output_format", "png")
+    if fmt not in FORMATS:
+        problems.append("output_format: must be one of png, jpeg, webp")
+    preset = fields.get("style_preset")
+    if preset and preset not in STYLE_PRESETS:
+        problems.append(f"style_preset: must be one of {', '.join(STYLE_PRESETS)}")
+    if "image" not in files:
+        problems.append("image: is required")
+    if problems:
+        raise ApiError(400, "bad_request", *problems)
+    size = _input_size(files["image"])
+    if "mask" in files:
+        mask = _mask(files["mask"], size)
+    else:
+        with Image.open(io.BytesIO(files["image"])) as image:
+            if "A" not in image.getbands():
+                raise ApiError(400, "bad_request", "mask: is required when the image has no alpha channel")
+            mask = image.getchannel("A").point(lambda v: 255 - v)  # transparent pixels are inpainted
+    return {"prompt": prompt, "size": size, "format": fmt, "mask": mask,
+            "grow_mask": _number(fields, "grow_mask", int, 0, 20, 5),
+            "seed": _number(fields, "seed", int, 0, 4294967294, 0)}
+
+
+def _mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """The mask as a greyscale image of the input's size (the docs: resized when it differs)."""
+    try:
+        with Image.open(io.BytesIO(data)) as mask:
+            return mask.convert("L").resize(size)
+    except OSError:
+        raise ApiError(400, "bad_request", "mask: is not a valid jpeg, png or webp image") from None
 
 
 def _input_size(data: bytes) -> tuple[int, int]:

@@ -160,3 +160,41 @@ def test_v1_image_to_image_form(api: StabilityStandIn) -> None:
     artifact = reply.json()["artifacts"][0]
     assert reply.status == 200 and artifact["seed"] == 3
     assert size_of(base64.b64decode(artifact["base64"])) == (64, 96)
+
+
+def test_v2_inpaint_repaints_only_the_mask_and_keeps_the_size(api: StabilityStandIn) -> None:
+    image = Image.new("RGB", (96, 64), "#204080")
+    mask = Image.new("L", (96, 64), 0)
+    mask.paste(255, (0, 0, 48, 64))  # the left half repaints
+    files = {"image": ("in.png", _png(image), "image/png"), "mask": ("mask.png", _png(mask), "image/png")}
+    reply = call("POST", f"{api.base_url}/v2beta/stable-image/edit/inpaint", data=None, headers={})
+    assert reply.status == 401 and reply.json()["name"] == "unauthorized"
+    body, kind = multipart({"prompt": "a red door", "seed": "7", "grow_mask": "3"}, files)
+    reply = call("POST", f"{api.base_url}/v2beta/stable-image/edit/inpaint", data=body,
+                 headers={**KEY, "Accept": "image/*", "Content-Type": kind})
+    assert reply.status == 200 and reply.headers["seed"] == "7" and reply.headers["finish-reason"] == "SUCCESS"
+    with Image.open(io.BytesIO(reply.body)) as out:
+        assert out.size == (96, 64)
+        assert out.convert("RGB").getpixel((90, 30)) == (0x20, 0x40, 0x80)  # outside the mask: kept
+        assert out.convert("RGB").getpixel((10, 30)) != (0x20, 0x40, 0x80)
+    assert api.received[-1].fields["grow_mask"] == "3"
+
+
+@pytest.mark.parametrize("fields, files, message", [
+    ({"prompt": "x"}, {}, "image: is required"),
+    ({"prompt": ""}, {"image": True}, "prompt: cannot be empty"),
+    ({"prompt": "x", "grow_mask": "21"}, {"image": True, "mask": True}, "grow_mask: must be between 0 and 20"),
+    ({"prompt": "x"}, {"image": True}, "mask: is required when the image has no alpha channel"),
+])
+def test_v2_inpaint_errors(api: StabilityStandIn, fields: dict[str, str], files: dict[str, bool], message: str) -> None:
+    sent = {name: (f"{name}.png", png(64, 64), "image/png") for name in files}
+    body, kind = multipart(fields, sent)
+    reply = call("POST", f"{api.base_url}/v2beta/stable-image/edit/inpaint", data=body,
+                 headers={**KEY, "Content-Type": kind})
+    assert reply.status == 400 and reply.json()["name"] == "bad_request" and message in reply.json()["errors"]
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
