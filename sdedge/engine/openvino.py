@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from sdedge.engine.calls import CallContext, PipelineCall, Pipelines
-from sdedge.engine.devices import compile_device, pick_device
+from sdedge.engine import devices
 from sdedge.engine.params import (
     GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
 )
@@ -55,7 +55,7 @@ class OpenVINOEngine:
         self._static: OrderedDict[tuple[int, int, bool], Pipelines] = OrderedDict()
         self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
-        self.device = pick_device(requested_device)
+        self.device = devices.pick_device(requested_device)
         self.fast_decoder = fast_decoder and self._has_tiny_decoder()
         self._load_pipelines()
         self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
@@ -121,7 +121,7 @@ class OpenVINOEngine:
         if key not in self._static:
             def compile_step(pipe: Any) -> None:
                 pipe.reshape(1, height, width, 7.5 if guided else 1.0)
-                pipe.compile(compile_device(self.device), **self._properties)
+                pipe.compile(devices.compile_device(self.device), **self._properties)
 
             self._static[key] = self._build(compile_step, lambda cls: self._construct(cls, None))
             while len(self._static) > self._static_cache_size:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sdedge.engine.devices import compile_device
+from sdedge.engine import devices
 
 EPSILON = 1e-5
 
@@ -53,6 +53,7 @@ class VaeEncoder:
             if self._compiled is None:
                 import openvino as ov
 
-                self._compiled = ov.Core().compile_model(self.path, compile_device(self.device), self.properties)
+                device = devices.compile_device(self.device)
+                self._compiled = ov.Core().compile_model(self.path, device, self.properties)
             moments = self._compiled(to_vae_input(image))[0]
         return np.asarray(moments[:, :4] * self.scaling_factor, dtype=np.float32)
