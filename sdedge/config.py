@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
 
     remote_engines: list[RemoteEngine] = Field(
-        default_factory=list, description='Models served by remote engines, a JSON list: [{"id": "big-box", "kind": '
+        [], description='Models served by remote engines, a JSON list: [{"id": "big-box", "kind": '
         '"a1111", "url": "http://192.168.1.30:7860"}, {"id": "sd3", "kind": "stability", "model": "sd3.5-large"}]; '
         'each runs on its own worker, beside the local devices.')
     stability_api_key: str | None = Field(
