@@ -11,6 +11,7 @@ from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.file_store import FileStore
 from sdedge.modes import MODES, ModeSpec
+from sdedge.remote.models import remote_models
 from sdedge.samplers import SAMPLER_NAMES, SAMPLERS
 
 # Fields of every request model that are not part of the form a person fills in.
@@ -85,10 +86,12 @@ def sampler_list(settings: Settings) -> dict[str, Any]:
 
 
 def model_list(settings: Settings, loader: EngineLoader) -> dict[str, Any]:
-    """The configured model: where it is and whether it is present and loaded."""
+    """The configured model (where it is, whether it is present and loaded), then the remote models."""
     described = model_files.describe_model(settings)
     described["loaded"] = loader.ready and not settings.use_mocks
-    return {"models": [described]}
+    remote = [{**model.describe(), "source": "remote", "loaded": model.problem is None}
+              for model in remote_models(settings)]
+    return {"models": [described, *remote]}
 
 
 def mode_list(settings: Settings, loader: EngineLoader) -> dict[str, Any]:

@@ -119,3 +119,20 @@ def test_a_remote_refusal_fails_the_job_with_the_remote_s_reason(servers: tuple[
     assert "steps" in done["error"]["message"]  # server 2's own words: its MAX_STEPS is 60
     status, health = one.request("GET", "/health")
     assert status == 200 and {w["label"] for w in health["workers"]} == {"CPU", "remote-box2"}
+
+
+def test_credentials_are_basic_for_user_colon_password_and_bearer_for_a_token() -> None:
+    import httpx
+
+    from sdedge.remote.a1111_client import auth_for
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return httpx.Response(200, json={})
+
+    for key in ("bob:s3cret", "tok-123", None):
+        with httpx.Client(transport=httpx.MockTransport(handler), auth=auth_for(key)) as client:
+            client.get("http://remote/sdapi/v1/options")
+    assert seen == ["Basic Ym9iOnMzY3JldA==", "Bearer tok-123", ""]
