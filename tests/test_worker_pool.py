@@ -56,7 +56,7 @@ def test_one_worker_per_device_each_with_its_own_engine(two_devices: Flask) -> N
     health = client.get("/health").get_json()
     assert [(w["label"], w["device"]["actual"], w["device"]["class"]) for w in health["workers"]] == \
         [("GPU", "GPU", "GPU"), ("CPU", "CPU", "CPU")]
-    assert health["device"]["devices"] == ["GPU", "CPU"]
+    assert health["device"] == {"requested": "GPU,CPU", "actual": "GPU"}  # the first device's engine
     wait_for(lambda: client.get("/queue/status").get_json()["nodes"], timeout=30)
     node = client.get("/queue/status").get_json()["nodes"][0]
     assert [w["device"]["class"] for w in node["workers"]] == ["GPU", "CPU"]  # the nodes table has both
