@@ -18,7 +18,7 @@ from sdedge.engine.params import GenerationParams, ImageInputs
 from sdedge.remote.a1111_client import request_for
 from serverproc import ServerProcess
 
-FINISHED = ("succeeded", "failed", "canceled")
+FINISHED = ("completed", "failed", "canceled")
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +72,19 @@ def test_a_job_for_the_remote_model_runs_on_server_2_and_server_1_serves_its_ima
                                                               "steps": 3, "num_images": 2})
     assert status == 202 and job["model"] == "box2", job
     done = finished(one, job["id"])
-    assert done["status"] == "succeeded", done["error"]
+    assert done["status"] == "completed", done["error"]
     assert done["result"]["worker"] == {"label": "remote-box2", "device": None, "remote": "box2"}
     assert done["result"]["seeds"] == [7, 8]
     ran = [j for j in two.request("GET", "/jobs?limit=20")[1]["jobs"] if j["request"].get("prompt") == "a red fox"]
-    assert len(ran) == 1 and ran[0]["status"] == "succeeded" and ran[0]["result"]["seeds"] == [7, 8]  # server 2 ran it
-    for mine, theirs in zip(done["result"]["images"], ran[0]["result"]["images"]):
+    assert len(ran) == 1 and ran[0]["status"] == "completed" and ran[0]["result"]["seeds"] == [7, 8]  # server 2 ran it
+    for mine, theirs in zip(done["result"]["urls"], ran[0]["result"]["urls"]):
         status_one, image_one = one.request("GET", mine)
         status_two, image_two = two.request("GET", theirs)
         assert status_one == status_two == 200
         assert np.array_equal(pixels(image_one), pixels(image_two))  # server 2's pixels, stored by server 1
         assert "Model: box2" in Image.open(io.BytesIO(image_one)).info["parameters"]
-    assert one.request("GET", f"/generated/{done['result']['images'][0].rsplit('/', 1)[1]}")[0] == 200
-    assert two.request("GET", done["result"]["images"][0])[0] == 404  # server 2 never had server 1's file
+    assert done["result"]["images"][0].startswith("data:image/png;base64,")  # seed 002's data URLs, from server 1
+    assert two.request("GET", done["result"]["urls"][0])[0] == 404  # server 2 never had server 1's file
 
 
 def test_remote_runs_beside_the_local_device_shows_progress_and_cancels_on_server_2(
@@ -99,9 +99,10 @@ def test_remote_runs_beside_the_local_device_shows_progress_and_cancels_on_serve
     assert {j["worker"] for j in both["runningJobs"]} == {"CPU", "remote-box2"}
     assert {w["label"]: w["job"] for w in both["workers"]} == {"CPU": local["id"], "remote-box2": remote["id"]}
     # the remote's progress reaches server 1's job (polled from /sdapi/v1/progress), with its preview
-    seen = wait_for(lambda: (j := one.request("GET", f"/jobs/{remote['id']}")[1])["progress"]["step"] >= 1 and j,
+    seen = wait_for(lambda: (j := one.request("GET", f"/jobs/{remote['id']}?images=urls")[1])["preview_url"] and j,
                     timeout=120, interval=0.1)
-    assert seen["status"] == "running" and seen["preview_url"]
+    assert seen["status"] == "processing" and seen["progressDetail"]["step"] >= 1
+    assert one.request("GET", seen["preview_url"])[0] == 200  # server 2's step preview, stored by server 1
     assert one.request("POST", f"/jobs/{remote['id']}/cancel")[0] == 200
     assert finished(one, remote["id"])["status"] == "canceled"
     theirs = [j for j in two.request("GET", "/jobs?limit=20")[1]["jobs"] if j["request"].get("prompt") == "far away"]
@@ -114,9 +115,9 @@ def test_a_remote_refusal_fails_the_job_with_the_remote_s_reason(servers: tuple[
     one, _ = servers
     _, job = one.request("POST", "/generate/text2img", {"prompt": "too long", "model": "box2", "steps": 120})
     done = finished(one, job["id"])
-    assert done["status"] == "failed" and done["error"]["code"] == "remote_engine_failed"
-    assert "box2" in done["error"]["message"] and "HTTP 400" in done["error"]["message"]
-    assert "steps" in done["error"]["message"]  # server 2's own words: its MAX_STEPS is 60
+    assert done["status"] == "failed" and done["errorDetail"]["code"] == "remote_engine_failed"
+    assert "box2" in done["error"] and "HTTP 400" in done["error"]
+    assert "steps" in done["error"]  # server 2's own words: its MAX_STEPS is 60
     status, health = one.request("GET", "/health")
     assert status == 200 and {w["label"] for w in health["workers"]} == {"CPU", "remote-box2"}
 

@@ -43,11 +43,11 @@ def test_any_node_of_the_fleet_takes_jobs_for_another_node_s_remote_model(tmp_pa
                              beta.get("/queue/status").get_json()["nodes"] for w in node["workers"]), timeout=60)
         job = beta.post("/generate/text2img", json={"prompt": "a lighthouse", "model": "sai", "seed": 3}).get_json()
         assert job["model"] == "sai"
-        done = wait_for(lambda: (j := beta.get(f"/jobs/{job['id']}").get_json())["status"] in ("succeeded", "failed")
+        done = wait_for(lambda: (j := beta.get(f"/jobs/{job['id']}").get_json())["status"] in ("completed", "failed")
                         and j, timeout=120)
-        assert done["status"] == "succeeded", done["error"]
+        assert done["status"] == "completed", done["error"]
         assert done["node"]["name"] == "alpha" and done["result"]["worker"]["remote"] == "sai"
-        assert beta.get(done["result"]["images"][0]).status_code == 200  # served by the node that took the request
+        assert beta.get(done["result"]["urls"][0]).status_code == 200  # served by the node that took the request
         wrong = beta.post("/generate/img2img", json={"prompt": "x", "model": "sai", "init_image": "AAAA"})
         # alpha's remote model (Stability core) runs text2img and inpaint only
         assert wrong.status_code == 400 and "cannot run img2img" in wrong.get_json()["error"]["message"]

@@ -125,21 +125,21 @@ def test_jobs_for_the_stability_model_run_through_the_queue(tmp_path: Path, api:
     client = app.test_client()
     job = client.post("/generate/text2img", json={"prompt": "a lighthouse", "model": "sai-core", "seed": 5}).get_json()
     assert job["model"] == "sai-core"
-    done = wait_for(lambda: (j := client.get(f"/jobs/{job['id']}").get_json())["status"] in ("succeeded", "failed")
+    done = wait_for(lambda: (j := client.get(f"/jobs/{job['id']}").get_json())["status"] in ("completed", "failed")
                     and j, timeout=60)
-    assert done["status"] == "succeeded", done["error"]
+    assert done["status"] == "completed", done["error"]
     assert done["result"]["worker"] == {"label": "remote-sai-core", "device": None, "remote": "sai-core"}
     assert done["result"]["seeds"] == [5]
-    image = client.get(done["result"]["images"][0])
+    image = client.get(done["result"]["urls"][0])
     assert image.status_code == 200
     with Image.open(io.BytesIO(image.data)) as png:
         assert png.size == (64, 64) and "Model: sai-core" in png.info["parameters"]
     failed = client.post("/generate/text2img", json={"prompt": "explode", "model": "sai-core"}).get_json()
     failed = wait_for(lambda: (j := client.get(f"/jobs/{failed['id']}").get_json())["status"] == "failed" and j,
                       timeout=60)
-    assert failed["error"]["code"] == "remote_engine_failed" and "HTTP 500 internal_error" in failed["error"]["message"]
+    assert failed["errorDetail"]["code"] == "remote_engine_failed" and "HTTP 500 internal_error" in failed["error"]
     local = client.post("/generate/text2img", json={"prompt": "local", "steps": 1}).get_json()
-    local = wait_for(lambda: (j := client.get(f"/jobs/{local['id']}").get_json())["status"] == "succeeded" and j,
+    local = wait_for(lambda: (j := client.get(f"/jobs/{local['id']}").get_json())["status"] == "completed" and j,
                      timeout=120)
     assert local["model"] is None and local["result"]["worker"]["label"] == "CPU"  # the local device ran it
 

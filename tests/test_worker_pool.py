@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from conftest import make_settings, start_app, wait_for
 from sdedge.engine import devices
 
-FINISHED = ("succeeded", "failed", "canceled")
+FINISHED = ("completed", "failed", "canceled")
 
 
 @pytest.fixture
@@ -65,20 +65,20 @@ def test_one_worker_per_device_each_with_its_own_engine(two_devices: Flask) -> N
 def test_a_gpu_job_waits_for_the_gpu_worker_while_the_cpu_worker_is_free(two_devices: Flask) -> None:
     client = two_devices.test_client()
     long_gpu = submit(client, device="GPU", width=256, height=256, steps=100)
-    wait_for(lambda: client.get(f"/jobs/{long_gpu['id']}").get_json()["progress"]["step"] >= 1, timeout=120)
+    wait_for(lambda: client.get(f"/jobs/{long_gpu['id']}").get_json()["progressDetail"]["step"] >= 1, timeout=120)
     short_gpu = submit(client, device="gpu", seed=1)  # the class is case-insensitive
     cpu, anywhere = submit(client, device="CPU", seed=2), submit(client, seed=3)
     assert short_gpu["device"] == "GPU" and cpu["device"] == "CPU" and anywhere["device"] is None
     done = [finished(client, job["id"]) for job in (cpu, anywhere)]
     assert [job["result"]["worker"]["label"] for job in done] == ["CPU", "CPU"]  # the GPU worker is busy
     still = client.get(f"/jobs/{short_gpu['id']}").get_json()
-    assert client.get(f"/jobs/{long_gpu['id']}").get_json()["status"] == "running", "the long job ended too soon"
+    assert client.get(f"/jobs/{long_gpu['id']}").get_json()["status"] == "processing", "the long job ended too soon"
     assert still["status"] == "queued"  # the idle CPU worker did not take the GPU job
     workers = {w["label"]: w["job"] for w in client.get("/queue/status").get_json()["workers"]}
     assert workers == {"GPU": long_gpu["id"], "CPU": None}
     client.post(f"/jobs/{long_gpu['id']}/cancel")
     ran = finished(client, short_gpu["id"])
-    assert ran["status"] == "succeeded" and ran["result"]["worker"] == {"label": "GPU", "device": "GPU",
+    assert ran["status"] == "completed" and ran["result"]["worker"] == {"label": "GPU", "device": "GPU",
                                                                          "remote": None}
 
 
@@ -87,7 +87,7 @@ def test_two_workers_drain_a_mixed_queue(two_devices: Flask) -> None:
     asked = ["GPU", "CPU", None, "GPU", None, "CPU", None, "GPU"]
     jobs = [submit(client, seed=i, **({"device": d} if d else {})) for i, d in enumerate(asked)]
     done = [finished(client, job["id"]) for job in jobs]
-    assert [job["status"] for job in done] == ["succeeded"] * len(asked), [j["error"] for j in done]
+    assert [job["status"] for job in done] == ["completed"] * len(asked), [j["error"] for j in done]
     labels = [job["result"]["worker"]["label"] for job in done]
     assert all(label == want for label, want in zip(labels, asked) if want), list(zip(asked, labels))
     assert {"GPU", "CPU"} <= set(labels)
@@ -110,4 +110,4 @@ def test_a_single_missing_device_still_falls_back_to_one_cpu_worker(tmp_path: Pa
     svc = app.extensions["sdedge"]
     assert [loader.device for loader in svc.worker.loaders] == ["CPU"]
     job = finished(app.test_client(), submit(app.test_client(), device="CPU")["id"])
-    assert job["status"] == "succeeded" and job["result"]["worker"]["device"] == "CPU"
+    assert job["status"] == "completed" and job["result"]["worker"]["device"] == "CPU"
