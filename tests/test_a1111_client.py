@@ -120,6 +120,8 @@ def test_a_remote_refusal_fails_the_job_with_the_remote_s_reason(servers: tuple[
     assert "steps" in done["error"]  # server 2's own words: its MAX_STEPS is 60
     status, health = one.request("GET", "/health")
     assert status == 200 and {w["label"] for w in health["workers"]} == {"CPU", "remote-box2"}
+    remote = next(w for w in health["workers"] if w["label"] == "remote-box2")
+    assert "HTTP 400" in remote["last_error"]  # a monitor sees the remote's last failure until a job succeeds
 
 
 def test_credentials_are_basic_for_user_colon_password_and_bearer_for_a_token() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sdedge.engine.params import GenerationOutput, GenerationParams, ImageInputs, StepCallback, never_stop
-from sdedge.errors import ModelNotReady
+from sdedge.errors import ModelNotReady, RemoteEngineError
 from sdedge.remote.a1111_client import A1111Client
 from sdedge.remote.models import RemoteModel
 from sdedge.remote.stability_client import StabilityClient
@@ -39,11 +39,18 @@ class RemoteEngine:
         self.remote, self.client = remote, client
         self.name = f"remote-{remote.kind}"
         self.requested_device = self.device = "remote"
+        self.last_error: str | None = None  # the last job's remote failure, until a job succeeds (for monitors)
 
     def generate(self, params: GenerationParams, on_step: StepCallback | None = None,
                  inputs: ImageInputs | None = None) -> GenerationOutput:
         """Run the job on the remote."""
-        return self.client.generate(params, inputs or ImageInputs(), on_step or never_stop)
+        try:
+            output = self.client.generate(params, inputs or ImageInputs(), on_step or never_stop)
+        except RemoteEngineError as exc:
+            self.last_error = exc.message
+            raise
+        self.last_error = None
+        return output
 
     def info(self) -> dict[str, Any]:
         """Facts for /health."""
@@ -84,7 +91,7 @@ class RemoteSource:
     def describe(self) -> dict[str, Any]:
         """The worker's source for the nodes table: no device, a remote engine."""
         return {"device": None, "state": "ready" if self.ready else "failed", "reason": self.remote.problem,
-                "remote": self.remote.describe()}
+                "remote": self.remote.describe(), "last_error": self._engine.last_error}
 
     def close(self) -> None:
         """Close the client's connections."""
