@@ -46,7 +46,7 @@ def run_stdio(settings: Settings) -> int:
         print(f"sdedge mcp: a server already runs on {settings.data_dir}; point the assistant at its /mcp "
               "(streamable HTTP) instead (README: MCP)", file=sys.stderr)
         return 1
-    svc.loader.start()
+    svc.start_loading()
     svc.worker.start()
     try:
         build_mcp(svc, local=True).run("stdio")
