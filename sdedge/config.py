@@ -84,7 +84,21 @@ class Settings(BaseSettings):
         None, description="Folder of OpenVINO's compiled-model cache (default MODELS_CACHE_DIR/ov-cache), e.g. on a "
                           "faster disk.")
     fast_decoder: bool = Field(
-        False, description="Decode (and encode) with the tiny autoencoder in vae_*_tiny/ beside the model (TAESD): much faster, a little softer."
+        False, description="Default decoder: the tiny autoencoder in vae_*_tiny/ beside the model (TAESD), much faster, a "
+                      "little softer; a request's `decoder` (full or tiny) chooses per job."
+    )
+    lora_enabled: bool = Field(
+        True, description="Build the pipelines so LoRA adapters apply per request (<lora:name:weight>, `loras`) "
+                          "without recompiling; false: plain pipelines, a little less memory, LoRA requests get 400."
+    )
+    lora_dir: Path | None = Field(
+        None, description="Folder of LoRA .safetensors files (A1111/kohya or diffusers/PEFT layout); default "
+                          "DATA_DIR/loras."
+    )
+    lora_max_weight: float = Field(4.0, gt=0, le=100, description="Largest absolute LoRA weight a request may give.")
+    lora_max_count: int = Field(8, ge=1, le=32, description="Most LoRAs one request may blend.")
+    lora_cache_size: int = Field(
+        8, ge=1, le=256, description="LoRA files kept prepared in memory (least recently used dropped)."
     )
     warmup: bool = Field(False, description="Run one step at DEFAULT_SIZE after loading, so the first image is not slower.")
     ov_num_threads: int = Field(0, ge=0, description="OpenVINO CPU inference threads (0: all cores).")
@@ -209,7 +223,7 @@ class Settings(BaseSettings):
             raise ValueError(f"each entry needs its own id, got {ids}")
         return value
 
-    @field_validator("models_cache_dir", "generated_images_dir", "data_dir", "compile_cache_dir")
+    @field_validator("models_cache_dir", "generated_images_dir", "data_dir", "compile_cache_dir", "lora_dir")
     @classmethod
     def _absolute_path(cls, value: Path | None) -> Path | None:
         # Resolved once, against the folder the server was started from: a relative path handed on
@@ -258,6 +272,11 @@ class Settings(BaseSettings):
     def device_list(self) -> list[str]:
         """OPENVINO_DEVICE as its devices, in order (one worker each)."""
         return self.openvino_device.split(",")
+
+    @property
+    def loras_dir(self) -> Path:
+        """LORA_DIR, or DATA_DIR/loras."""
+        return self.lora_dir or self.data_dir / "loras"
 
     @property
     def job_database_url(self) -> str:

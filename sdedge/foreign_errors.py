@@ -18,9 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from sdedge.errors import (
-    DatabaseUnavailable, ErrorFactory, GenerationError, InvalidRequest, ModelDownloadError, PayloadTooLarge,
-    RemoteEngineError, SdedgeError, detail,
+    DatabaseUnavailable, ErrorFactory, GenerationError, InvalidRequest, ModelDownloadError, NotFound,
+    PayloadTooLarge, RemoteEngineError, SdedgeError, detail,
 )
+from sdedge.loras import LoraError, LoraNotFound
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,18 @@ def _runtime_failure(exc: BaseException) -> SdedgeError:
 
 
 RUNTIME_ERRORS: dict[type[BaseException], ErrorFactory] = {RuntimeError: _runtime_failure}
+
+
+# -- LoRA files (sdedge.loras raises ValueErrors that name the LoRA) ---------------------------------
+def _lora_not_found(exc: BaseException) -> SdedgeError:
+    return NotFound(str(exc), detail("loras", str(exc), "LoraNotFound", lora=getattr(exc, "name", None)))
+
+
+def _lora_unusable(exc: BaseException) -> SdedgeError:
+    return InvalidRequest(str(exc), detail("loras", str(exc), type(exc).__name__, lora=getattr(exc, "name", None)))
+
+
+LORA_ERRORS: dict[type[BaseException], ErrorFactory] = {LoraNotFound: _lora_not_found, LoraError: _lora_unusable}
 
 
 # -- SQLAlchemy -------------------------------------------------------------------------------------

@@ -22,15 +22,16 @@ from sdedge.uploads import decode_image
 PARAMS_KEY = "input_files"
 
 
-def prepare(request: GenerateRequest, settings: Settings, store: FileStore) -> tuple[GenerationParams, dict[str, str]]:
-    """Engine parameters and the stored input file names (by engine slot) for one request."""
+def prepare(request: GenerateRequest, settings: Settings, store: FileStore,
+            preset: Any = None) -> tuple[GenerationParams, dict[str, str]]:
+    """Engine parameters (preset defaults applied) and the stored input file names (by engine slot)."""
     fields = request.image_fields()
     if not fields:
-        return request.to_params(settings), {}
+        return request.to_params(settings, preset=preset), {}
     decoded = {name: decode_image(name, value, settings, background="black" if name == "mask" else "white")
                for name, value in fields.items()}
     source = next(iter(decoded.values()))
-    params = request.to_params(settings, default_size(source, settings))
+    params = request.to_params(settings, default_size(source, settings), preset)
     fitted = fit_inputs(request, decoded, source.size, params)
     token = uuid.uuid4().hex[:16]
     return params, {slot: store.save(f"in-{token}-{slot}", image) for slot, image in fitted.items()}

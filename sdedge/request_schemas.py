@@ -40,6 +40,20 @@ def _priority_value(value: Any) -> Any:
     raise ValueError(f"priority must be an integer -100..100 or one of {', '.join(PRIORITY_NAMES)}, got {value!r}")
 
 
+class LoraRequest(BaseModel):
+    """One LoRA of a request: a file in LORA_DIR (name without .safetensors, or its alias) and its weight."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    name: str = Field(..., min_length=1, max_length=255, description="As GET /loras lists it.")
+    weight: float = Field(1.0, ge=-100, le=100, description="A1111's multiplier (at most LORA_MAX_WEIGHT); "
+                                                           "0 gives exactly the image without it.")
+
+
+PresetName = Literal["fast", "balanced", "quality"]
+DecoderName = Literal["full", "tiny"]
+
+
 class GenerateRequest(BaseModel):
     """Text-to-image request, shared by POST /image and the job routes."""
 
@@ -74,6 +88,15 @@ class GenerateRequest(BaseModel):
                               "there; anything else: the configured model.")
     device: Literal["CPU", "GPU", "NPU"] | None = Field(
         None, description="Run on a worker of this device class (OPENVINO_DEVICE lists the devices); absent: any.")
+    loras: list[LoraRequest] = Field(
+        default_factory=list, max_length=32,
+        description="LoRAs blended into the model, at most LORA_MAX_COUNT (the prompt's <lora:name:weight> tags "
+                    "add to these).")
+    preset: PresetName | None = Field(
+        None, description="Steps, guidance, sampler, decoder (and LoRA) for the model's family (GET /presets); "
+                          "fields given explicitly win.")
+    decoder: DecoderName | None = Field(
+        None, description="full VAE or the tiny autoencoder (TAESD, when installed); default: FAST_DECODER.")
     priority: Annotated[int, BeforeValidator(_priority_value), WithJsonSchema(_PRIORITY_SCHEMA)] = Field(
         0, ge=-100, le=100, description="Higher runs first; FIFO within a priority. -100..100, or seed 002's "
         "names: low (-10), normal (0), high (10).",
@@ -110,16 +133,20 @@ class GenerateRequest(BaseModel):
         """Mode-specific engine parameters."""
         return {"mode": "text2img"}
 
-    def to_params(self, settings: Settings, input_size: tuple[int, int] | None = None) -> GenerationParams:
-        """Apply defaults (size from input_size when given) and the limits; InvalidRequest names each bad field."""
+    def to_params(self, settings: Settings, input_size: tuple[int, int] | None = None,
+                  preset: Any = None) -> GenerationParams:
+        """Apply defaults (a preset's, else the sampler's or the server's; size from input_size when given) and
+        the limits; InvalidRequest names each bad field."""
         width, height = self._size(settings, input_size)
         problems = _limit_problems(self, settings, width, height)
         if problems:
             summary = "; ".join(f"{p['field']} {p['message']}" for p in problems)
             raise InvalidRequest(f"outside the server's limits: {summary}", problems)
         seed = random_seed() if self.seed is None or self.seed < 0 else self.seed
-        sampler = self.sampler or settings.default_sampler
+        sampler = self.sampler or (preset.sampler if preset else settings.default_sampler)
         steps, guidance = sampler_defaults(sampler, settings.default_steps, settings.default_guidance_scale)
+        if preset is not None:
+            steps, guidance = min(preset.steps, settings.max_steps), preset.guidance_scale
         steps = self.num_inference_steps or steps
         return GenerationParams(
             prompt=self.prompt,

@@ -15,7 +15,8 @@ from sdedge.remote.models import remote_models
 from sdedge.samplers import SAMPLER_NAMES, SAMPLERS
 
 # Fields of every request model that are not part of the form a person fills in.
-_NOT_FORM_FIELDS = {"transaction_key", "model", "priority", "device"}
+# (loras, preset and decoder have their own controls, fed by GET /loras and GET /presets)
+_NOT_FORM_FIELDS = {"transaction_key", "model", "priority", "device", "loras", "preset", "decoder"}
 NO_ENCODER_REASON = "this model has no VAE encoder: image inputs are unavailable"
 
 

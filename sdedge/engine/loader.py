@@ -136,6 +136,8 @@ class EngineLoader:
             self.device,
             properties=self.settings.ov_properties(),
             fast_decoder=self.settings.fast_decoder,
+            lora_dir=self.settings.loras_dir if self.settings.lora_enabled else None,
+            lora_cache_size=self.settings.lora_cache_size,
             static_cache_size=self.settings.static_pipeline_cache_size,
         )
 

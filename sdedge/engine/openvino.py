@@ -28,7 +28,8 @@ from sdedge.engine.params import (
     GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
 )
 from sdedge.engine.style import VaeEncoder, adain
-from sdedge.errors import GenerationCanceled, GenerationError, map_exceptions
+from sdedge.engine.lora_state import EngineLoras, encoder_prompt
+from sdedge.errors import GenerationCanceled, GenerationError, InvalidRequest, map_exceptions
 from sdedge.foreign_errors import RUNTIME_ERRORS
 from sdedge.image_fitting import composite
 from sdedge.modes import MODES, Mode
@@ -44,7 +45,8 @@ class OpenVINOEngine:
     name = "openvino-genai"
 
     def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
-                 static_cache_size: int = 4, fast_decoder: bool = False) -> None:
+                 static_cache_size: int = 4, fast_decoder: bool = False, lora_dir: Path | None = None,
+                 lora_cache_size: int = 8) -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
@@ -52,18 +54,24 @@ class OpenVINOEngine:
         self.requested_device = requested_device
         self._properties: dict[str, Any] = dict(properties or {})  # CACHE_DIR, threads, hint, mmap
         self._schedulers: dict[str, Any] = {}
-        self._static: OrderedDict[tuple[int, int, bool], Pipelines] = OrderedDict()
+        self._static: OrderedDict[tuple[int, int, bool, str], Pipelines] = OrderedDict()
+        self._sets: dict[str, Pipelines] = {}  # CPU: one set per decoder, sharing the text encoder and UNet
         self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
         self.device = devices.pick_device(requested_device)
-        self.fast_decoder = fast_decoder and self._has_tiny_decoder()
+        self.decoders = ("full", "tiny") if self._has_tiny_decoder(fast_decoder) else ("full",)
+        self.fast_decoder = fast_decoder and "tiny" in self.decoders
+        # LoRA needs adapters at construction (genai refuses them per call otherwise); None: LoRA is off
+        self._loras = EngineLoras(self.model_path, lora_dir, lora_cache_size) if lora_dir is not None else None
         self._load_pipelines()
         self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
 
     # -- loading -----------------------------------------------------------------------------
-    def _has_tiny_decoder(self) -> bool:
+    def _has_tiny_decoder(self, wanted: bool) -> bool:
         if (self.model_path / "vae_decoder_tiny" / "openvino_model.xml").is_file():
             return True
+        if not wanted:
+            return False
         log.warning("FAST_DECODER is on but %s has no vae_decoder_tiny/: using the full VAE "
                     "(scripts/make_tiny_vae.py converts TAESD)", self.model_path)
         return False
@@ -72,35 +80,73 @@ class OpenVINOEngine:
         started = time.perf_counter()
         if self.device != "CPU":
             try:
-                self._static_pipelines(512, 512, True)
+                self._static_pipelines(512, 512, True, self.default_decoder)
             except Exception as exc:  # noqa: BLE001 - any compile failure means "use the CPU"
                 log.warning("compiling for %s failed (%s); falling back to CPU", self.device, exc)
                 self._static.clear()
                 self.device = "CPU"
-        if self.device == "CPU":
-            self._dynamic = self._build(lambda pipe: None, lambda cls: self._construct(cls, "CPU"))
+        if self.device == "CPU" and "tiny" in self.decoders:
+            self._sets = self._build_shared()
+        elif self.device == "CPU":
+            self._sets = {"full": self._build(lambda pipe: None, lambda cls: self._construct(cls, "CPU", False))}
         self.load_seconds = time.perf_counter() - started
         log.info("model %s ready on %s in %.1f s", self.model_path, self.device, self.load_seconds)
 
-    def _construct(self, cls: Any, device: str | None) -> Any:
+    @property
+    def default_decoder(self) -> str:
+        """The decoder of a job that names none (FAST_DECODER)."""
+        return "tiny" if self.fast_decoder else "full"
+
+    def _adapter_kwargs(self) -> dict[str, Any]:
+        return self._loras.enabling() if self._loras else {}
+
+    def _build_shared(self) -> dict[str, Pipelines]:
+        """CPU with the tiny autoencoder installed: a full-VAE and a tiny-VAE pipeline set built on one
+        compiled text encoder and UNet (weights and LoRA state shared), so a job picks its decoder."""
+        g, path = self._genai, self.model_path
+        models = {**self._properties, **self._adapter_kwargs()}
+        clip, unet = g.CLIPTextModel(path / "text_encoder"), g.UNet2DConditionModel(path / "unet")
+        clip.compile("CPU", **models)
+        unet.compile("CPU", **models)
+        sets = {}
+        for name, encoder, decoder in (("full", "vae_encoder", "vae_decoder"),
+                                       ("tiny", "vae_encoder_tiny", "vae_decoder_tiny")):
+            vae = g.AutoencoderKL(path / encoder, path / decoder) if (path / encoder).is_dir() \
+                else g.AutoencoderKL(path / decoder)
+            vae.compile("CPU", **self._properties)
+            sets[name] = self._build(lambda pipe: None, lambda cls: self._factory(cls)(self._fresh_scheduler(), clip,
+                                                                                       unet, vae))
+        return sets
+
+    def _factory(self, cls: Any) -> Any:
+        """genai's assembling constructor for the model's pipeline class (LCM or Stable Diffusion)."""
+        index = json.loads((self.model_path / "model_index.json").read_text())
+        lcm = str(index.get("_class_name", "")).startswith("LatentConsistency")
+        return cls.latent_consistency_model if lcm else cls.stable_diffusion
+
+    def _fresh_scheduler(self) -> Any:
+        return self._genai.Scheduler.from_config(self.model_path / "scheduler" / "scheduler_config.json")
+
+    def _construct(self, cls: Any, device: str | None, tiny: bool) -> Any:
         """A pipeline of class cls from the model folder, compiled on device when given.
 
-        With the fast decoder, the pipeline is assembled from its parts around the tiny autoencoder
+        With the tiny decoder, the pipeline is assembled from its parts around the tiny autoencoder
         (TAESD); its encoder and decoder go together, because genai takes the latent scaling from
         the decoder's config.
         """
-        if not self.fast_decoder:
-            return cls(self.model_path, device, **self._properties) if device else cls(self.model_path)
+        if not tiny:
+            return cls(self.model_path, device, **self._properties, **self._adapter_kwargs()) if device \
+                else cls(self.model_path)
         g, path = self._genai, self.model_path
         tiny_encoder = path / "vae_encoder_tiny"
         if cls is g.InpaintingPipeline and not tiny_encoder.is_dir():
             raise GenerationError("no vae_encoder_tiny beside vae_decoder_tiny")
         vae = (g.AutoencoderKL(tiny_encoder, path / "vae_decoder_tiny") if tiny_encoder.is_dir()
                else g.AutoencoderKL(path / "vae_decoder_tiny"))
-        pipe = cls.stable_diffusion(g.Scheduler.from_config(path / "scheduler" / "scheduler_config.json"),
-                                    g.CLIPTextModel(path / "text_encoder"), g.UNet2DConditionModel(path / "unet"), vae)
+        pipe = self._factory(cls)(self._fresh_scheduler(), g.CLIPTextModel(path / "text_encoder"),
+                                  g.UNet2DConditionModel(path / "unet"), vae)
         if device:
-            pipe.compile(device, **self._properties)
+            pipe.compile(device, **self._properties, **self._adapter_kwargs())
         return pipe
 
     def _build(self, compile_step: Callable[[Any], None], construct: Callable[[Any], Any]) -> Pipelines:
@@ -115,24 +161,28 @@ class OpenVINOEngine:
         compile_step(inpaint)
         return Pipelines(self._genai.Text2ImagePipeline(inpaint), self._genai.Image2ImagePipeline(inpaint), inpaint)
 
-    def _static_pipelines(self, width: int, height: int, guided: bool) -> Pipelines:
-        """GPU/NPU need static shapes: one compiled set per shape, least recently used evicted."""
-        key = (width, height, guided)
+    def _static_pipelines(self, width: int, height: int, guided: bool, decoder: str) -> Pipelines:
+        """GPU/NPU need static shapes: one compiled set per shape (and decoder), least recently used evicted."""
+        key = (width, height, guided, decoder)
         if key not in self._static:
             def compile_step(pipe: Any) -> None:
                 pipe.reshape(1, height, width, 7.5 if guided else 1.0)
-                pipe.compile(devices.compile_device(self.device), **self._properties)
+                pipe.compile(devices.compile_device(self.device), **self._properties, **self._adapter_kwargs())
 
-            self._static[key] = self._build(compile_step, lambda cls: self._construct(cls, None))
+            self._static[key] = self._build(compile_step, lambda cls: self._construct(cls, None, decoder == "tiny"))
             while len(self._static) > self._static_cache_size:
                 self._static.popitem(last=False)
         self._static.move_to_end(key)
         return self._static[key]
 
     def _pipelines(self, params: GenerationParams) -> Pipelines:
+        decoder = params.decoder or self.default_decoder
+        if decoder not in self.decoders:
+            raise GenerationError(f"the {decoder} decoder is not installed for this model "
+                                  "(sdedge convert MODEL_FOLDER --tiny-autoencoder)")
         if self.device == "CPU":
-            return self._dynamic
-        return self._static_pipelines(params.width, params.height, params.guidance_scale > 1.0)
+            return self._sets[decoder]
+        return self._static_pipelines(params.width, params.height, params.guidance_scale > 1.0, decoder)
 
     def _scheduler(self, sampler: str) -> Any:
         if sampler not in self._schedulers:
@@ -144,7 +194,7 @@ class OpenVINOEngine:
     @property
     def supports_image_inputs(self) -> bool:
         """True when the model has a VAE encoder, so img2img, inpainting and style transfer work."""
-        sets = [self._dynamic] if self.device == "CPU" else list(self._static.values())
+        sets = [self._sets["full"]] if self.device == "CPU" else list(self._static.values())
         return bool(sets) and sets[0].inpaint is not None
 
     # -- generating --------------------------------------------------------------------------
@@ -160,14 +210,29 @@ class OpenVINOEngine:
             if spec.stylizes:
                 inputs = self._stylize(ctx.pipes, params, inputs)
             call = spec.engine_call(ctx, params, inputs)
-            for index in range(params.num_images):
-                try:
-                    output.images.append(self._generate_one(call, params, index, on_step, output.timings))
-                except GenerationCanceled as exc:
-                    exc.partial = PartialOutput(output.images, output.seeds, exc.partial, params.seed_for(index))
-                    raise
-                output.seeds.append(params.seed_for(index))
+            if call.pipe is not None:
+                call.kwargs.update(self._lora_kwargs(params))
+            try:
+                for index in range(params.num_images):
+                    try:
+                        output.images.append(self._generate_one(call, params, index, on_step, output.timings))
+                    except GenerationCanceled as exc:
+                        exc.partial = PartialOutput(output.images, output.seeds, exc.partial, params.seed_for(index))
+                        raise
+                    output.seeds.append(params.seed_for(index))
+            except BaseException:
+                if self._loras:
+                    self._loras.failed()  # re-apply the adapters in full next time
+                raise
         return output
+
+    def _lora_kwargs(self, params: GenerationParams) -> dict[str, Any]:
+        """`adapters=` for every call of a LoRA-enabled engine (genai keeps the last ones otherwise)."""
+        if self._loras is None:
+            if any(lora.weight for lora in params.loras):
+                raise InvalidRequest("LoRA is switched off on this server (LORA_ENABLED=false)")
+            return {}
+        return {"adapters": self._loras.config(params.loras)}
 
     def decode_latent(self, latent: np.ndarray, params: GenerationParams) -> Image.Image:
         """A stopped run's last latent as an image (one VAE decode), as A1111 shows an interrupted image."""
@@ -194,7 +259,7 @@ class OpenVINOEngine:
         call.pipe.set_scheduler(self._scheduler(params.sampler))
         kwargs = {**call.kwargs, **self._common_kwargs(params, index), "callback": guard}
         with map_exceptions(RUNTIME_ERRORS):
-            tensor = call.pipe.generate(params.prompt, *call.images, **kwargs)
+            tensor = call.pipe.generate(encoder_prompt(params.prompt), *call.images, **kwargs)
         guard.reraise()
         if guard.stopped:
             stopped = GenerationCanceled("generation canceled")
@@ -220,9 +285,11 @@ class OpenVINOEngine:
 
     def info(self) -> dict[str, Any]:
         """Device and compiled shapes for /health."""
-        shapes = ["dynamic"] if self.device == "CPU" else [f"{w}x{h}{'' if g else ' no-cfg'}" for w, h, g in self._static]
+        shapes = ["dynamic"] if self.device == "CPU" else [f"{w}x{h}{'' if g else ' no-cfg'}{' tiny' if d == 'tiny' else ''}"
+                                                           for w, h, g, d in self._static]
         return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3),
-                "image_inputs": self.supports_image_inputs, "decoder": "tiny" if self.fast_decoder else "full"}
+                "image_inputs": self.supports_image_inputs, "decoder": self.default_decoder,
+                "decoders": list(self.decoders), "lora": self._loras is not None}
 
 
 class _CallbackGuard:

@@ -18,6 +18,18 @@ def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
+DECODERS = ("full", "tiny")
+
+
+@dataclass(frozen=True)
+class LoraWeight:
+    """One LoRA of a generation: its name in LORA_DIR, its weight and A1111's short hash of the file."""
+
+    name: str
+    weight: float
+    hash: str = ""
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """Everything one generation needs, defaults already applied."""
@@ -35,12 +47,19 @@ class GenerationParams:
     strength: float = 1.0
     style_strength: float = 0.7
     content_strength: float = 0.3
+    loras: tuple[LoraWeight, ...] = ()  # the prompt's <lora:...> tags and the `loras` field, merged
+    decoder: str | None = None  # "full" VAE or the "tiny" autoencoder (TAESD); None: the engine's default
+    preset: str | None = None  # the preset that chose steps/guidance/sampler/decoder, for the record
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GenerationParams:
         """Rebuild from to_dict() output (a stored job), ignoring keys that are not parameters."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        kept = {k: v for k, v in values.items() if k in names}
+        if "loras" in kept:
+            kept["loras"] = tuple(item if isinstance(item, LoraWeight) else LoraWeight(**item)
+                                  for item in kept["loras"] or ())
+        return cls(**kept)
 
     def seed_for(self, index: int) -> int:
         """Image i of a batch uses seed+i, as AUTOMATIC1111 does, so each image is reproducible alone."""

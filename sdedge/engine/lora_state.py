@@ -1,0 +1,60 @@
+"""The engine's LoRA half: one adapter cache per model and one selector for all its pipelines.
+
+Pipelines built from one set of compiled models share their LoRA state (seen with openvino-genai 2026.4:
+a pipeline called without `adapters=` keeps what another one applied), so one `LoraSelector` serves the
+full- and tiny-decoder pipelines alike, and every generate() passes its `adapters=`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sdedge.engine.params import LoraWeight
+from sdedge.errors import map_exceptions
+from sdedge.foreign_errors import LORA_ERRORS
+from sdedge.lora_adapters import AdapterCache, LoraSelector
+from sdedge.loras import LoraNotFound, list_loras, parse_prompt, resolve_lora
+
+
+def encoder_prompt(prompt: str) -> str:
+    """The prompt the text encoder sees: A1111's <lora:...> tags taken out (checked at submission)."""
+    with map_exceptions(LORA_ERRORS):
+        return parse_prompt(prompt, math.inf)[0]
+
+
+def lora_file(lora_dir: Path, name: str) -> Path:
+    """A LoRA's file by its name below lora_dir, else by its alias (as A1111 matches them)."""
+    try:
+        return resolve_lora(lora_dir, name)
+    except LoraNotFound:
+        match = next((item.path for item in list_loras(lora_dir) if item.alias == name), None)
+        if match is None:
+            raise
+        return match
+
+
+class EngineLoras:
+    """Adapters for one model's pipelines: what to build them with, what to pass each generate()."""
+
+    def __init__(self, model_dir: Path, lora_dir: Path, cache_size: int = 8) -> None:
+        self.lora_dir = Path(lora_dir)
+        self.cache = AdapterCache(model_dir, cache_size)
+        self.selector = LoraSelector(self.cache)
+
+    def enabling(self) -> dict[str, Any]:
+        """Keywords for a pipeline constructor or compile(): LoRA can then change per call."""
+        return {"adapters": self.cache.enabling_config()}
+
+    def config(self, loras: Sequence[LoraWeight]) -> Any:
+        """The `adapters=` of one generate(); weight-0 LoRAs are not even read."""
+        with map_exceptions(LORA_ERRORS):
+            pairs = [(self.cache.get(lora_file(self.lora_dir, lora.name), lora.name)[0], lora.weight)
+                     for lora in loras if lora.weight != 0.0]
+        return self.selector.config(pairs)
+
+    def failed(self) -> None:
+        """After a failed generate(): re-apply the adapters in full next time."""
+        self.selector.invalidate()
