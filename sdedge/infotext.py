@@ -8,12 +8,16 @@ import re
 from typing import Any
 
 from sdedge.engine.params import GenerationParams
+from sdedge.loras import infotext_lora_hashes, parse_prompt
 from sdedge.samplers import a1111_name
 
 
 def infotext(params: GenerationParams, seed: int, model: str) -> str:
-    """The infotext of one image of a generation, as AUTOMATIC1111 writes it."""
-    lines = [params.prompt]
+    """The infotext of one image of a generation, as AUTOMATIC1111 writes it.
+
+    LoRAs given in the `loras` field (not as prompt tags) are added to the prompt as <lora:name:weight>
+    tags, so the infotext pasted into A1111 or sent back here reproduces the image."""
+    lines = [_prompt_with_tags(params)]
     if params.negative_prompt:
         lines.append(f"Negative prompt: {params.negative_prompt}")
     fields = {
@@ -24,7 +28,15 @@ def infotext(params: GenerationParams, seed: int, model: str) -> str:
         "Size": f"{params.width}x{params.height}",
         "Model": model,
     }
-    lines.append(", ".join(f"{key}: {value}" for key, value in fields.items()))
+    if params.decoder:
+        fields["Decoder"] = params.decoder
+    if params.preset:
+        fields["Preset"] = params.preset
+    parts = [f"{key}: {value}" for key, value in fields.items()]
+    hashes = infotext_lora_hashes((lora.name, lora.hash) for lora in params.loras if lora.hash)
+    if hashes:
+        parts.append(hashes)  # A1111's own field; the weights are in the prompt's <lora:name:weight> tags
+    lines.append(", ".join(parts))
     return "\n".join(lines)
 
 
@@ -61,3 +73,13 @@ def parse_infotext(text: str) -> dict[str, Any]:
             parsed[key] = value
     parsed.setdefault("Clip skip", "1")
     return parsed
+
+
+def _prompt_with_tags(params: GenerationParams) -> str:
+    """The prompt, with a <lora:name:weight> tag for each LoRA its own tags do not name."""
+    try:
+        tagged = {ref.name for ref in parse_prompt(params.prompt, float("inf"))[1]}
+    except ValueError:
+        tagged = set()
+    extra = [f"<lora:{lora.name}:{lora.weight:g}>" for lora in params.loras if lora.name not in tagged]
+    return " ".join([params.prompt, *extra]) if extra else params.prompt

@@ -168,3 +168,52 @@ class ImageAccepted(JobView):
     job_id: str
     status_url: str = Field(description="GET it until the job is finished; the images are in result.images.")
     events_url: str = Field(description="Server-Sent Events of the same job.")
+
+
+class LoraItem(_Open):
+    """One LoRA file in LORA_DIR."""
+
+    name: str = Field(description="What requests name it by: its path below LORA_DIR without .safetensors.")
+    alias: str = Field(description="kohya's ss_output_name, else the name; requests may use it too.")
+    path: str
+    size: int
+    hash: str = Field(description="A1111's short hash (the infotext's `Lora hashes`).")
+    layout: str = Field(description="kohya (A1111), peft (diffusers), diffusers-attn-procs, lycoris or unknown.")
+    family: str = Field(description="The family and architecture it was made for.")
+    fits_model: bool | None = Field(description="Whether it fits the model (null: the model is not located yet).")
+    problem: str | None = Field(description="Why it cannot be used with this model, naming it.")
+    metadata: dict[str, str]
+
+
+class LoraList(_Open):
+    """GET /loras."""
+
+    loras: list[LoraItem]
+    lora_dir: str
+    enabled: bool = Field(description="LORA_ENABLED: false refuses LoRA requests.")
+    max_weight: float
+    max_count: int
+
+
+class PresetItem(_Open):
+    """One speed preset, resolved for the model."""
+
+    name: str
+    steps: int
+    guidance_scale: float
+    sampler: str
+    decoder: str
+    loras: list[dict[str, Any]]
+    needs: list[str] = Field(description="What it needs beyond the model (a LoRA file, the tiny decoder).")
+    available: bool
+    reason: str | None
+    notes: list[str]
+
+
+class PresetList(_Open):
+    """GET /presets."""
+
+    family: str | None
+    family_name: str | None
+    presets: list[PresetItem]
+    note: str

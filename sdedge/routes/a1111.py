@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, jsonify, request
 from PIL import Image
@@ -66,6 +66,13 @@ class Txt2ImgRequest(BaseModel):
     send_images: bool = Field(True, description="False: answer without the images (they stay on the server).")
     save_images: bool = Field(False, description="Ignored: every image is kept in GENERATED_IMAGES_DIR.")
     override_settings: dict[str, Any] | None = Field(None, description="Ignored.")
+    # sdedge's extra fields (A1111 has none for these; LoRAs also go in the prompt as <lora:name:weight>)
+    preset: Literal["fast", "balanced", "quality"] | None = Field(
+        None, description="sdedge extra: the model family's speed preset (GET /presets); explicit steps, cfg_scale "
+                          "and sampler_name win.")
+    decoder: Literal["full", "tiny"] | None = Field(None, description="sdedge extra: full VAE or tiny autoencoder.")
+    loras: list[dict[str, Any]] | None = Field(
+        None, description='sdedge extra: [{"name", "weight"}], added to the prompt\'s <lora:name:weight> tags.')
 
 
 class Img2ImgRequest(Txt2ImgRequest):
@@ -170,12 +177,14 @@ def _native_body(req: Txt2ImgRequest) -> dict[str, Any]:
             f"batch_size x n_iter = {count} images; this server makes at most MAX_IMAGES={settings.max_images}",
             [{"field": "batch_size", "message": f"batch_size * n_iter must be at most {settings.max_images}",
               "type": "limit"}])
-    sampler, _ = from_a1111(req.sampler_name or req.sampler_index, settings.default_sampler)
-    body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt or "", "sampler": sampler,
-                            "num_images": count}
+    requested = req.sampler_name or req.sampler_index
+    sampler, _ = from_a1111(requested, settings.default_sampler)
+    body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt or "", "num_images": count}
+    if requested:  # without one the preset's (or the server's default) runs
+        body["sampler"] = sampler
     seed = req.seed if req.seed is not None and req.seed >= 0 else None
-    optional = {"seed": seed, "num_inference_steps": req.steps,
-                "guidance_scale": req.cfg_scale, "width": req.width, "height": req.height}
+    optional = {"seed": seed, "num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "width": req.width,
+                "height": req.height, "preset": req.preset, "decoder": req.decoder, "loras": req.loras}
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
 
@@ -224,12 +233,27 @@ def _info(svc: Services, job: Job, req: Txt2ImgRequest, paths: list[Any]) -> dic
         "sd_model_name": svc.loader.model_name(), "sd_model_hash": None, "sd_vae_name": None, "sd_vae_hash": None,
         "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.get("strength", getattr(req, "denoising_strength", None)),
-        "extra_generation_params": {} if exact else {"Sampler fallback": f"{requested} is not available; ran {ran}"},
+        "extra_generation_params": _extra_params(params, None if exact else f"{requested} is not available; ran {ran}"),
         "index_of_first_image": 0, "infotexts": [_infotext(path) for path in paths], "styles": [],
         "job_timestamp": _timestamp(job.started_at or job.created_at), "clip_skip": 1,
         "is_using_inpainting_conditioning": job.type == "inpaint", "version": f"sdedge {__version__}",
         "job_id": job.id, "timings": result.get("timings", {}),
     }
+
+
+def _extra_params(params: dict[str, Any], fallback: str | None) -> dict[str, Any]:
+    """A1111's extra_generation_params: Lora hashes (as A1111 records them), preset, tiny decoder, sampler fallback."""
+    extra: dict[str, Any] = {}
+    hashes = ", ".join(f"{item['name']}: {item['hash']}" for item in params.get("loras") or () if item.get("hash"))
+    if hashes:
+        extra["Lora hashes"] = hashes
+    if params.get("preset"):
+        extra["Preset"] = params["preset"]
+    if params.get("decoder") == "tiny":
+        extra["Decoder"] = "tiny"
+    if fallback:
+        extra["Sampler fallback"] = fallback
+    return extra
 
 
 def _infotext(path: Any) -> str:

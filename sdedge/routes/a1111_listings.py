@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, RootModel
 
+from sdedge import lora_listing
 from sdedge.errors import InvalidRequest
 from sdedge.openapi_spec import documented
 from sdedge.routes.http_input import json_body
@@ -162,8 +163,37 @@ def refresh_checkpoints() -> Response:
     return jsonify(None)
 
 
+class Lora(BaseModel):
+    """One LoRA in A1111's listing, plus the family it fits."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    alias: str
+    path: str
+    metadata: dict[str, Any]
+
+
+LoraList = RootModel[list[Lora]]
+
+
+@bp.get("/loras")
+@documented(responses={200: LoraList})
+def loras() -> Response:
+    """The LoRA files in LORA_DIR in A1111's shape (name, alias, path, metadata), with the family each fits."""
+    svc = services()
+    return jsonify(lora_listing.a1111_loras(svc.settings, svc.generation.model_folder()))
+
+
+@bp.post("/refresh-loras")
+@documented(responses={200: Null})
+def refresh_loras() -> Response:
+    """Nothing to rescan: LORA_DIR is read at every listing and request."""
+    return jsonify(None)
+
+
 # Listings of things this server does not have (A1111's names): each answers an empty list.
-EMPTY_LISTINGS = ("upscalers", "loras", "latent-upscale-modes", "sd-vae", "sd-modules", "hypernetworks",
+EMPTY_LISTINGS = ("upscalers", "latent-upscale-modes", "sd-vae", "sd-modules", "hypernetworks",
                   "face-restorers", "realesrgan-models", "prompt-styles", "script-info", "extensions",
                   "artist-categories", "artists")
 

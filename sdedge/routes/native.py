@@ -1,4 +1,4 @@
-"""The core HTTP API: POST /image, health, samplers, models, modes and the generated files."""
+"""The core HTTP API: POST /image, health, samplers, models, modes, LoRAs, presets and the generated files."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, send_file
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sdedge import server_status
+from sdedge import lora_listing, server_status
 from sdedge.auth import caller, health_view
 from sdedge.errors import InvalidRequest, NotFound, detail, error_for
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
 from sdedge.request_schemas import ImageResponse
-from sdedge.response_schemas import Alive, Health, ModeList, ModelList, Ready, SamplerList
+from sdedge.response_schemas import Alive, Health, LoraList, ModeList, ModelList, PresetList, Ready, SamplerList
 from sdedge.routes.http_input import idempotency_key, preferences, request_body
 from sdedge.service import GenerationService, iso
 from sdedge.services import services
@@ -159,3 +159,21 @@ def list_modes() -> Response:
     """The generation modes, each with its route, image inputs and fields (limits and defaults applied)."""
     svc = services()
     return jsonify(server_status.mode_list(svc.settings, svc.loader))
+
+
+@bp.get("/loras")
+@documented(responses={200: LoraList})
+def list_loras() -> Response:
+    """The LoRA files in LORA_DIR: name, alias, layout, the family each fits and whether it fits this model."""
+    svc = services()
+    s = svc.settings
+    return jsonify({"loras": lora_listing.lora_items(s, svc.generation.model_folder()), "lora_dir": str(s.loras_dir),
+                    "enabled": s.lora_enabled, "max_weight": s.lora_max_weight, "max_count": s.lora_max_count})
+
+
+@bp.get("/presets")
+@documented(responses={200: PresetList})
+def list_presets() -> Response:
+    """fast, balanced and quality for the model's family: steps, guidance, sampler, decoder, LoRAs, needs."""
+    svc = services()
+    return jsonify(lora_listing.presets_view(svc.settings, svc.generation.model_folder()))

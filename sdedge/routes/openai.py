@@ -8,6 +8,7 @@ blueprint-level handlers; the rest of the app keeps sdedge's own shape.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -67,6 +68,14 @@ class ImageGenerationRequest(BaseModel):
     seed: int | None = Field(None, description="Same seed, same image (rng_seed is an alias).")
     rng_seed: int | None = Field(None, description="OpenVINO Model Server's name for seed.")
     sampler: str | None = Field(None, description="One of GET /samplers.")
+    # sdedge's extra fields (the openai client sends them with extra_body=...)
+    preset: Literal["fast", "balanced", "quality"] | None = Field(
+        None, description="sdedge extra: the model family's speed preset (GET /presets); explicit "
+                          "num_inference_steps, guidance_scale and sampler win.")
+    decoder: Literal["full", "tiny"] | None = Field(None, description="sdedge extra: full VAE or tiny autoencoder.")
+    loras: list[dict[str, Any]] | str | None = Field(
+        None, description='sdedge extra: [{"name", "weight"}] (in a multipart edit: that list as JSON text); '
+                          "<lora:name:weight> in the prompt works too.")
 
 
 class ImageEditForm(ImageGenerationRequest):
@@ -255,8 +264,20 @@ def _native_body(req: ImageGenerationRequest, width: int | None, height: int | N
     seed = req.seed if req.seed is not None else req.rng_seed
     optional = {"negative_prompt": req.negative_prompt, "num_inference_steps": req.num_inference_steps,
                 "guidance_scale": req.guidance_scale, "seed": seed, "sampler": req.sampler,
-                "width": width, "height": height}
+                "width": width, "height": height, "preset": req.preset, "decoder": req.decoder,
+                "loras": _loras_field(req.loras)}
     return {"prompt": req.prompt, "num_images": req.n or 1, **{k: v for k, v in optional.items() if v is not None}}
+
+
+def _loras_field(value: list[dict[str, Any]] | str | None) -> Any:
+    """The loras extra as a list (a multipart form carries it as JSON text)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise InvalidRequest('loras must be a JSON list of {"name", "weight"}',
+                             [{"field": "loras", "message": "not JSON", "type": "json"}]) from None
 
 
 def _run(job_type: str, req: ImageGenerationRequest, body: dict[str, Any],
