@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sdedge import __version__, cli_accounts
+from sdedge import __version__, cli_accounts, cli_generate
 from sdedge.config import Settings, SettingsError, load_settings
 from sdedge.errors import SdedgeError, invalid_from_pydantic
 from sdedge.json_logs import configure_logging
@@ -49,16 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (--quick, --help, ...)")
 
-    generate = sub.add_parser("generate", help="generate one image from the command line")
-    generate.add_argument("prompt")
-    generate.add_argument("-o", "--output", type=Path, default=Path("sdedge.png"), help="PNG file to write")
-    generate.add_argument("--negative-prompt", default="")
-    generate.add_argument("--steps", type=int)
-    generate.add_argument("--guidance-scale", type=float)
-    generate.add_argument("--width", type=int)
-    generate.add_argument("--height", type=int)
-    generate.add_argument("--seed", type=int)
-    generate.add_argument("--sampler")
+    cli_generate.add_generate(sub)
     sub.add_parser("mcp", help="serve the MCP tools over stdio (for an assistant that launches sdedge itself)")
     cli_accounts.add_commands(sub)
     return parser
@@ -150,7 +141,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     if args.no_force and model_files.resolve_model(settings) is not None:
         print(f"model already complete at {model_files.resolve_model(settings)}")
         return 0
-    path = model_files.download_model(settings, force=not args.no_force and not settings.model_is_local)
+    path = cli_generate.download_with_bar(settings, force=not args.no_force and not settings.model_is_local)
     print(f"model ready at {path}")
     return 0
 
@@ -170,24 +161,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Load the engine in-process, generate one image and write it as a PNG with its parameters."""
-    from sdedge.engine.loader import EngineLoader
-    from sdedge.file_store import FileStore
-    from sdedge.infotext import infotext
-    from sdedge.request_schemas import GenerateRequest
-
-    settings = _settings()
-    fields = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "steps": args.steps,
-              "guidance_scale": args.guidance_scale, "width": args.width, "height": args.height,
-              "seed": args.seed, "sampler": args.sampler}
-    params = GenerateRequest.model_validate({k: v for k, v in fields.items() if v is not None}).to_params(settings)
-    loader = EngineLoader(settings)
-    output = loader.load_now().generate(params)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    store = FileStore(args.output.parent.resolve())
-    store.save(args.output.stem, output.images[0], infotext(params, output.seeds[0], loader.model_name()))
-    print(f"wrote {args.output} (seed {output.seeds[0]}, {output.timings.get('generate_ms', 0):.0f} ms)")
-    return 0
+    """Load the engine in-process, generate with a progress bar and write PNGs with their parameters."""
+    settings = _settings(stable_diffusion_repo_id=args.model)
+    return cli_generate.run_generate(args, settings)
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
