@@ -160,7 +160,7 @@ def test_four_modes_in_one_server_share_one_engine(app: Flask, client: FlaskClie
     run(client, "inpaint", image=source, mask=data_url(square_mask()))
     run(client, "style-transfer", content_image=source, style_image=other)
     assert app.extensions["sdedge"].loader.engine() is engine
-    pipes = engine._dynamic
+    pipes = engine._sets["full"]  # (and "tiny", on the same compiled text encoder and UNet)
     assert pipes.inpaint is not None and pipes.image2image is not None  # all three derived from one
 
 
