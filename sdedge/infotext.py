@@ -28,8 +28,8 @@ def infotext(params: GenerationParams, seed: int, model: str) -> str:
         "Size": f"{params.width}x{params.height}",
         "Model": model,
     }
-    if params.decoder:
-        fields["Decoder"] = params.decoder
+    if params.decoder == "tiny":  # the full VAE is the usual case, left unsaid as A1111 leaves defaults
+        fields["Decoder"] = "tiny"
     if params.preset:
         fields["Preset"] = params.preset
     parts = [f"{key}: {value}" for key, value in fields.items()]

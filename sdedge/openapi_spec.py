@@ -163,6 +163,8 @@ def apply_limits(schema: dict[str, Any], settings: Settings) -> None:
         "num_inference_steps": {"minimum": 1, "maximum": s.max_steps}, "steps": {"minimum": 1, "maximum": s.max_steps},
         "prompt": {"maxLength": s.max_prompt_length}, "negative_prompt": {"maxLength": s.max_prompt_length},
         "num_images": images, "n": images, "batch_size": images, "n_iter": images,
+        "weight": {"minimum": -s.lora_max_weight, "maximum": s.lora_max_weight},  # a LoRA's (LoraRequest)
+        "loras": {"maxItems": s.lora_max_count},
     }
     samplers = sorted({spelling for sampler in SAMPLERS.values() for spelling in (sampler.name, *sampler.aliases)})
     for name, prop in schema.get("properties", {}).items():
@@ -174,6 +176,8 @@ def apply_limits(schema: dict[str, Any], settings: Settings) -> None:
                 kinds = {"integer": ("minimum", "maximum", "multipleOf", "enum"),
                          "number": ("minimum", "maximum"), "string": ("maxLength", "enum")}[branch["type"]]
                 branch.update({k: v for k, v in limits.items() if k in kinds})
+            elif branch.get("type") == "array" and "maxItems" in limits:
+                branch["maxItems"] = limits["maxItems"]
 
 
 def _schemas(docs: Any) -> tuple[dict[tuple[type[BaseModel], str], dict[str, Any]], dict[str, Any]]:

@@ -147,7 +147,7 @@ def test_the_decoder_is_chosen_per_job(client: FlaskClient) -> None:
     full, body = image(client)
     tiny, tiny_body = image(client, decoder="tiny")
     assert body["parameters"]["decoder"] == "full" and tiny_body["parameters"]["decoder"] == "tiny"
-    assert pixels(full) != pixels(tiny) and "Decoder: tiny" in infotext(tiny)
+    assert pixels(full) != pixels(tiny) and "Decoder: tiny" in infotext(tiny) and "Decoder" not in infotext(full)
     assert pixels(image(client)[0]) == pixels(full)
 
 
