@@ -68,6 +68,7 @@ def presets_view(settings: Settings, model_dir: Path | None) -> dict[str, Any]:
     family = family or FAMILIES[FamilyId.SD]
     items = presets_for(family, settings.loras_dir, tiny_decoder_installed(model_dir))
     return {"family": family.id.value if known else None, "family_name": family.name if known else None,
-            "presets": [preset.to_dict() for preset in items], "default": None,
+            # steps as they run here: a preset never passes MAX_STEPS
+            "presets": [{**preset.to_dict(), "steps": min(preset.steps, settings.max_steps)} for preset in items],
             "note": "fields a request sets explicitly (steps, guidance, sampler, decoder, a LoRA's weight) win "
                     "over the preset's" + ("" if known else "; the model is not located yet: SD 1.5 shown")}

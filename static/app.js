@@ -9,12 +9,13 @@ import { addJob, initGallery, loadFirst, removeJob } from "./js/gallery.js";
 import { initJobs, jobDeleted, setWaitingFor, track } from "./js/jobs.js";
 import { loadModes, modeLabel } from "./js/modes.js";
 import { noteSeed } from "./js/seed.js";
+import { refreshSpeed } from "./js/speed.js";
 import { startHealth } from "./js/status.js";
 import { initViewer, openViewer } from "./js/viewer.js";
 
 const NO_IMAGE_INPUTS = "this model has no VAE encoder, so image to image, inpainting and style transfer are unavailable.";
 
-const state = { formReady: false, loading: null };
+const state = { formReady: false, loading: null, health: null };
 
 function showFormError(error) {
   const box = $("form-error");
@@ -67,6 +68,8 @@ function onHealth(health) {
   showEngine(health);
   setWaitingFor(health.ready ? null : health.reason || health.status);
   setImageModes(health.loader?.image_inputs !== false, NO_IMAGE_INPUTS);
+  state.health = health;
+  if (state.formReady) refreshSpeed(health);
   if (!state.formReady) loadForm();
 }
 
@@ -115,6 +118,7 @@ function loadForm() {
       initForm({ modes, samplers, onSubmit: () => submit().catch(showFormError) });
       state.formReady = true;
       setFormReady(true);
+      refreshSpeed(state.health);
       resumeJobs();
       loadFirst();
     })

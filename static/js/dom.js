@@ -32,6 +32,7 @@ const FIELD_LABELS = {
   num_images: "Images", strength: "Strength", mask_blur: "Mask edge blur", init_image: "Starting image",
   image: "Image to edit", mask: "Mask", content_image: "Content image", style_image: "Style image",
   style_strength: "Style strength", content_strength: "Content kept", resize_mode: "Fit",
+  loras: "LoRA", decoder: "Decoder", preset: "Speed",
 };
 
 export function fieldLabel(field) {

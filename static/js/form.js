@@ -8,6 +8,7 @@ import { createMaskEditor } from "./mask.js";
 import { mainInput } from "./modes.js";
 import { initSamplers, setSamplers } from "./samplers.js";
 import { initSeed, isLocked, keepSeed, setLocked } from "./seed.js";
+import { applySpeed, initSpeed, speedPayload } from "./speed.js";
 import {
   checkPreset, checkedPreset, chosenSize, initSize, setSizeSpec, showSize, sizeProblems, updateSizeHint,
 } from "./size.js";
@@ -153,7 +154,7 @@ export function buildRequest() {
   const size = chosenSize(inputImage());
   const problems = problemsOf(mode, size);
   if (problems.length) throw new FormError(problems);
-  return { mode: mode.id, path: mode.path, payload: payload(mode, size) };
+  return { mode: mode.id, path: mode.path, payload: { ...payload(mode, size), ...speedPayload() } };
 }
 
 /** Mark the fields an error names, with the message beside each; return the first one to focus. */
@@ -178,6 +179,7 @@ export function applyJob(job, imageSeed) {
   if (params.width && !sizeProblems({ width: params.width, height: params.height }).length) {
     showSize(params.width, params.height);
   }
+  applySpeed(params);
   const seed = imageSeed ?? job.result?.seed ?? params.seed;
   if (Number.isInteger(seed) && seed >= 0) keepSeed(seed);
   save();
@@ -198,6 +200,7 @@ export function initForm({ modes: listed, samplers, onSubmit }) {
   initSize({ onChange: () => { updateSizeHint(inputImage()); save(); } });
   initSeed({ onChange: save });
   initSamplers();
+  initSpeed();
   initImages();
   const saved = loadSettings();
   const sampler = first.fields.sampler?.default;
