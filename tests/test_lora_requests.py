@@ -236,3 +236,31 @@ def test_openai_takes_loras_preset_and_decoder_as_extra_fields(client: FlaskClie
                                                  "image": (io.BytesIO(buffer.getvalue()), "in.png")},
                        content_type="multipart/form-data")
     assert edit.status_code == 200, edit.get_json()
+
+
+def test_every_mode_takes_loras(client: FlaskClient) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 140, 60)).save(buffer, "PNG")
+    picture = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    mask = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(mask, "PNG")
+    inputs = {"img2img": {"init_image": picture, "strength": 0.9},
+              "inpaint": {"image": picture, "mask": "data:image/png;base64," + base64.b64encode(mask.getvalue()).decode()},
+              "style-transfer": {"content_image": picture, "style_image": picture, "content_strength": 0.1}}
+    for mode, fields in inputs.items():
+        off, _ = image(client, mode=mode, num_inference_steps=4, **fields)
+        zero, _ = image(client, mode=mode, num_inference_steps=4, loras=[{"name": "tiny-peft", "weight": 0}], **fields)
+        on, _ = image(client, mode=mode, num_inference_steps=4, loras=[{"name": "tiny-peft", "weight": 1}], **fields)
+        assert pixels(zero) == pixels(off) != pixels(on), mode
+
+
+def test_lora_switched_off_is_a_400_and_plain_images_still_work(tmp_path: Path, lora_dir: Path) -> None:
+    app = start_app(make_settings(tmp_path, lora_dir=lora_dir, lora_enabled=False))
+    try:
+        client = app.test_client()
+        found = error(client.post("/image", json={**BASE, "prompt": "x <lora:tiny-kohya:1>"}), 400)
+        assert "LORA_ENABLED=false" in found["message"]
+        assert client.post("/image", json=BASE).status_code == 200
+        assert app.extensions["sdedge"].loader.engine().info()["lora"] is False
+    finally:
+        app.extensions["sdedge"].shutdown()
