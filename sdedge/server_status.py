@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 from sdedge import __version__, model_files
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.file_store import FileStore
+from sdedge.lora_listing import presets_view
 from sdedge.modes import MODES, ModeSpec
 from sdedge.remote.models import remote_models
 from sdedge.samplers import SAMPLER_NAMES, SAMPLERS
@@ -89,6 +91,10 @@ def model_list(settings: Settings, loader: EngineLoader) -> dict[str, Any]:
     """The configured model (where it is, whether it is present and loaded), then the remote models."""
     described = model_files.describe_model(settings)
     described["loaded"] = loader.ready and not settings.use_mocks
+    folder = described.get("path")
+    view = presets_view(settings, Path(str(folder)) if folder else None)
+    described["family"] = view["family"]
+    described["presets"] = view["presets"]  # what each preset runs and needs (LoRA files, the tiny decoder)
     remote = [{**model.describe(), "source": "remote", "loaded": model.problem is None}
               for model in remote_models(settings)]
     return {"models": [described, *remote]}

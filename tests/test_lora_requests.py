@@ -190,6 +190,9 @@ def test_get_presets_states_steps_guidance_sampler_and_decoder(client: FlaskClie
     assert {k: by_name["fast"][k] for k in ("steps", "guidance_scale", "sampler", "decoder", "available")} == \
         {"steps": 4, "guidance_scale": 1.0, "sampler": "lcm", "decoder": "tiny", "available": True}
     assert "LoRA latent-consistency/lcm-lora-sdv1-5" in by_name["fast"]["needs"]
+    model = client.get("/models").get_json()["models"][0]
+    assert model["family"] == "sd" and [p["name"] for p in model["presets"]] == ["fast", "balanced", "quality"]
+    assert model["presets"][0]["decoder"] == "tiny" and model["presets"][0]["needs"] == by_name["fast"]["needs"]
 
 
 # -- the other surfaces --------------------------------------------------------------------------
