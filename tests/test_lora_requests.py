@@ -125,12 +125,12 @@ def test_weights_and_counts_are_bounded_by_settings(client: FlaskClient) -> None
 def test_preset_fast_runs_lcm_lora_four_steps_guidance_one_and_the_tiny_decoder(client: FlaskClient) -> None:
     body = {k: v for k, v in BASE.items() if k != "num_inference_steps"}
     job = client.post("/generate/text2img", json={**body, "preset": "fast"}).get_json()
-    done = wait_for(lambda: (j := client.get(f"/jobs/{job['id']}").get_json())["status"] == "succeeded" and j)
+    done = wait_for(lambda: (j := client.get(f"/jobs/{job['id']}").get_json())["status"] == "completed" and j)
     params = done["result"]["parameters"]
     assert (params["steps"], params["guidance_scale"], params["sampler"], params["decoder"], params["preset"]) == \
         (4, 1.0, "lcm", "tiny", "fast")
     assert [lora["name"] for lora in params["loras"]] == ["lcm-lora-sdv1-5"]
-    text = infotext(client.get(done["result"]["images"][0]).data)
+    text = infotext(client.get(done["result"]["urls"][0]).data)
     assert "Steps: 4, Sampler: LCM, CFG scale: 1.0" in text and "Decoder: tiny" in text and "Preset: fast" in text
     assert 'Lora hashes: "lcm-lora-sdv1-5: ' in text
 
