@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         None, description="Folder of LoRA .safetensors files (A1111/kohya or diffusers/PEFT layout); default "
                           "DATA_DIR/loras."
     )
+    lora_coverage: Literal["all", "attention"] = Field(
+        "all", description="Layers LoRA can reach: all (every linear and 1x1 convolution, as LCM-LoRA and LoCon need) "
+                           "or attention (text encoders and transformer blocks, as kohya trains by default; cheaper "
+                           "per step)."
+    )
     lora_max_weight: float = Field(4.0, gt=0, le=100, description="Largest absolute LoRA weight a request may give.")
     lora_max_count: int = Field(8, ge=1, le=32, description="Most LoRAs one request may blend.")
     lora_cache_size: int = Field(

@@ -267,3 +267,15 @@ def test_lora_switched_off_is_a_400_and_plain_images_still_work(tmp_path: Path, 
         assert app.extensions["sdedge"].loader.engine().info()["lora"] is False
     finally:
         app.extensions["sdedge"].shutdown()
+
+
+def test_attention_coverage_still_applies_attention_loras(tmp_path: Path, lora_dir: Path) -> None:
+    app = start_app(make_settings(tmp_path, lora_dir=lora_dir, lora_coverage="attention"))
+    try:
+        client = app.test_client()
+        assert app.extensions["sdedge"].loader.engine()._loras.cache.layers.coverage == "attention"
+        plain, _ = image(client)
+        assert pixels(image(client, loras=[{"name": "tiny-kohya", "weight": 0}])[0]) == pixels(plain)
+        assert pixels(image(client, loras=[{"name": "tiny-kohya", "weight": 1}])[0]) != pixels(plain)
+    finally:
+        app.extensions["sdedge"].shutdown()

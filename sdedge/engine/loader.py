@@ -138,6 +138,7 @@ class EngineLoader:
             fast_decoder=self.settings.fast_decoder,
             lora_dir=self.settings.loras_dir if self.settings.lora_enabled else None,
             lora_cache_size=self.settings.lora_cache_size,
+            lora_coverage=self.settings.lora_coverage,
             static_cache_size=self.settings.static_pipeline_cache_size,
         )
 

@@ -39,9 +39,9 @@ def lora_file(lora_dir: Path, name: str) -> Path:
 class EngineLoras:
     """Adapters for one model's pipelines: what to build them with, what to pass each generate()."""
 
-    def __init__(self, model_dir: Path, lora_dir: Path, cache_size: int = 8) -> None:
+    def __init__(self, model_dir: Path, lora_dir: Path, cache_size: int = 8, coverage: str = "all") -> None:
         self.lora_dir = Path(lora_dir)
-        self.cache = AdapterCache(model_dir, cache_size)
+        self.cache = AdapterCache(model_dir, cache_size, coverage)
         self.selector = LoraSelector(self.cache)
 
     def enabling(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class OpenVINOEngine:
 
     def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
                  static_cache_size: int = 4, fast_decoder: bool = False, lora_dir: Path | None = None,
-                 lora_cache_size: int = 8) -> None:
+                 lora_cache_size: int = 8, lora_coverage: str = "all") -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
@@ -62,7 +62,7 @@ class OpenVINOEngine:
         self.decoders = ("full", "tiny") if self._has_tiny_decoder(fast_decoder) else ("full",)
         self.fast_decoder = fast_decoder and "tiny" in self.decoders
         # LoRA needs adapters at construction (genai refuses them per call otherwise); None: LoRA is off
-        self._loras = EngineLoras(self.model_path, lora_dir, lora_cache_size) if lora_dir is not None else None
+        self._loras = EngineLoras(self.model_path, lora_dir, lora_cache_size, lora_coverage) if lora_dir else None
         self._load_pipelines()
         self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
 
