@@ -227,10 +227,8 @@ class _Tools:
         return server_status.model_list(self.svc.settings, self.svc.loader)
 
     def _loras(self) -> list[dict[str, Any]]:
-        folder = getattr(self.svc.settings, "lora_dir", None)  # the LoRA library's setting, where it exists
-        if folder is None:
-            return []
-        return [{"name": f.name, "alias": f.alias, "size": f.size} for f in loras.list_loras(folder)]
+        return [{"name": f.name, "alias": f.alias, "size": f.size}
+                for f in loras.list_loras(self.svc.settings.loras_dir)]  # LORA_DIR, default DATA_DIR/loras
 
 
 def _size(size: str | None) -> dict[str, int]:
