@@ -6,6 +6,7 @@ import base64
 import io
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ RED = (200, 40, 40)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("openai"), OPENVINO_DEVICE="CPU").start()
+    loras = str(Path(__file__).parent / "fixtures" / "loras")  # read only
+    proc = ServerProcess(tmp_path_factory.mktemp("openai"), OPENVINO_DEVICE="CPU", LORA_DIR=loras).start()
     proc.wait_ready()
     yield proc
     proc.stop()
@@ -176,3 +178,20 @@ def test_failed_jobs_tell_the_openai_client_not_to_resubmit(settings: Settings) 
         assert full.get_json()["error"]["type"] == "rate_limit_error"
     finally:
         app.extensions["sdedge"].shutdown()
+
+
+def test_the_openai_client_sends_loras_and_presets_as_extra_body(client: openai.OpenAI) -> None:
+    def image(**extra: Any) -> bytes:  # the pixels (the PNG's infotext names the LoRAs)
+        result = client.images.generate(prompt="a red fox", size="64x64", extra_body={"seed": 4, **FAST, **extra})
+        return Image.open(io.BytesIO(base64.b64decode(str(result.data[0].b64_json)))).convert("RGB").tobytes()
+
+    plain = image()
+    assert image(loras=[{"name": "tiny-kohya", "weight": 0}]) == plain
+    assert image(loras=[{"name": "tiny-kohya", "weight": 1}]) != plain
+    assert image(prompt_suffix_is_ignored=True) == plain  # unknown extras stay ignored
+    with pytest.raises(openai.BadRequestError) as refused:
+        image(preset="fast")  # SD 1.5's fast needs LCM-LoRA, which this LORA_DIR lacks
+    assert "lcm-lora-sdv1-5" in str(refused.value) and refused.value.body["param"] == "preset"
+    with pytest.raises(openai.BadRequestError) as refused:
+        image(loras=[{"name": "tiny-sdxl", "weight": 1}])
+    assert "tiny-sdxl" in str(refused.value) and refused.value.body["param"] == "loras"
