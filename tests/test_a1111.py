@@ -6,6 +6,7 @@ import base64
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,9 @@ FAST = {"width": 64, "height": 64, "steps": 2}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("a1111"), OPENVINO_DEVICE="CPU", MAX_STEPS="1000").start()
+    loras = str(Path(__file__).parent / "fixtures" / "loras")  # read only
+    proc = ServerProcess(tmp_path_factory.mktemp("a1111"), OPENVINO_DEVICE="CPU", MAX_STEPS="1000",
+                         LORA_DIR=loras).start()
     proc.wait_ready()
     yield proc
     proc.stop()
@@ -135,3 +138,17 @@ def test_send_images_false_and_skip_when_idle(server: ServerProcess) -> None:
     status, body = server.request("POST", "/sdapi/v1/txt2img", {"prompt": "x", "send_images": False, **FAST})
     assert status == 200 and body["images"] == []
     assert client(server).skip() == {}
+
+
+def test_webuiapi_lists_loras_and_prompt_tags_apply_them(server: ServerProcess) -> None:
+    api = client(server)
+    listed = {item["name"]: item for item in api.get_loras()}
+    assert {"tiny-kohya", "tiny-peft", "tiny-sdxl"} <= set(listed) and listed["tiny-sdxl"]["family"] == "SDXL"
+    plain = api.txt2img(prompt="a lighthouse", seed=9, **FAST)
+    zero = api.txt2img(prompt="a lighthouse <lora:tiny-kohya:0>", seed=9, **FAST)
+    both = api.txt2img(prompt="a lighthouse <lora:tiny-kohya:1> <lora:tiny-peft:0.5>", seed=9, **FAST)
+    assert np.array_equal(np.asarray(zero.image), np.asarray(plain.image))
+    assert not np.array_equal(np.asarray(both.image), np.asarray(plain.image))
+    hashes = both.info["extra_generation_params"]["Lora hashes"]
+    assert hashes.startswith("tiny-kohya: ") and "tiny-peft: " in hashes
+    assert "<lora:tiny-kohya:1>" in both.image.info["parameters"]
