@@ -499,3 +499,14 @@ def test_describe_local_inpainting_model_without_vae_encoder(tmp_path: Path) -> 
     assert info["inpainting"] is True
     assert info["has_vae_encoder"] is False
     assert info["size_bytes"] == sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_cli_download_shows_one_byte_bar_to_the_end(hub: FakeHub, hub_settings: Settings,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from sdedge.cli_generate import download_with_bar
+
+    folder = download_with_bar(hub_settings, force=True)
+    err = capsys.readouterr().err
+    total = sum(len(hub.files[name]) for name in hub.fetched())
+    assert missing_files(folder) == [] and "downloading: 100%" in err and "B/s" in err
+    assert total > 0
