@@ -32,7 +32,7 @@ class Extras:
 
     loras: tuple[LoraWeight, ...]
     preset: Preset | None
-    decoder: str
+    decoder: str | None  # None: a remote engine's own
 
 
 def family_of(model_dir: Path | None) -> Family | None:
@@ -54,6 +54,28 @@ def resolve(request: Any, settings: Settings, model_dir: Path | None) -> Extras:
     if decoder == "tiny" and not tiny_decoder_installed(model_dir) and not settings.use_mocks:
         raise InvalidRequest(TINY_MISSING, detail("decoder", TINY_MISSING, "not_installed"))
     return Extras(loras, preset, decoder)
+
+
+def model_folder(settings: Settings, loader: Any) -> Path | None:
+    """The local model's folder once it is located (LoRA checks and presets read its configs), else None."""
+    if loader.model_path:
+        return Path(loader.model_path)
+    return Path(settings.stable_diffusion_repo_id) if settings.model_is_local else None
+
+
+def for_job(request: Any, settings: Settings, loader: Any, *, remote: bool) -> Extras:
+    """resolve() for a job of the local model; for_remote() for one a remote engine runs."""
+    return for_remote(request) if remote else resolve(request, settings, model_folder(settings, loader))
+
+
+def for_remote(request: Any) -> Extras:
+    """A job for a remote engine: its prompt (with any <lora:...> tags) goes there as it is; the native
+    `loras`, `preset` and `decoder` fields describe this server's own model, so they are refused."""
+    named = [name for name in ("loras", "preset", "decoder") if getattr(request, name)]
+    if named:
+        message = f"{', '.join(named)} apply to this server's own model, not to a remote one"
+        raise InvalidRequest(message, detail(named[0], message, "remote"))
+    return Extras((), None, None)
 
 
 def apply(params: Any, extras: Extras) -> Any:

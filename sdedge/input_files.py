@@ -15,6 +15,7 @@ from PIL import Image
 from sdedge.config import Settings
 from sdedge.engine.params import GenerationParams, ImageInputs
 from sdedge.file_store import FileStore
+from sdedge.generation_extras import Extras, apply
 from sdedge.image_fitting import default_size, fit_to_size, prepare_mask
 from sdedge.request_schemas import GenerateRequest, InpaintingRequest
 from sdedge.uploads import decode_image
@@ -23,15 +24,19 @@ PARAMS_KEY = "input_files"
 
 
 def prepare(request: GenerateRequest, settings: Settings, store: FileStore,
-            preset: Any = None) -> tuple[GenerationParams, dict[str, str]]:
-    """Engine parameters (preset defaults applied) and the stored input file names (by engine slot)."""
+            extras: Extras | None = None) -> tuple[GenerationParams, dict[str, str]]:
+    """Engine parameters (with the request's resolved preset, LoRAs and decoder) and the stored input file
+    names (by engine slot)."""
+    preset = extras.preset if extras else None
     fields = request.image_fields()
     if not fields:
-        return request.to_params(settings, preset=preset), {}
+        params = request.to_params(settings, preset=preset)
+        return (apply(params, extras) if extras else params), {}
     decoded = {name: decode_image(name, value, settings, background="black" if name == "mask" else "white")
                for name, value in fields.items()}
     source = next(iter(decoded.values()))
     params = request.to_params(settings, default_size(source, settings), preset)
+    params = apply(params, extras) if extras else params
     fitted = fit_inputs(request, decoded, source.size, params)
     token = uuid.uuid4().hex[:16]
     return params, {slot: store.save(f"in-{token}-{slot}", image) for slot, image in fitted.items()}

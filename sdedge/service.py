@@ -98,9 +98,8 @@ class GenerationService:
             self._check_image_support(parsed)
         self._check_queue_room()
         check_queue_share(self.job_store, self.settings, caller)
-        extras = generation_extras.resolve(parsed, self.settings, self.model_folder())
-        params, stored = input_files.prepare(parsed, self.settings, self.input_file_store, extras.preset)
-        params = generation_extras.apply(params, extras)
+        extras = generation_extras.for_job(parsed, self.settings, self.loader, remote=placement.remote)
+        params, stored = input_files.prepare(parsed, self.settings, self.input_file_store, extras)
         job, created = self.job_store.add(spec.mode.value, input_files.stored_request(body, parsed),
                                           {**params.to_dict(), input_files.PARAMS_KEY: stored,
                                            **({step_images.PARAMS_KEY: parsed.step_images} if parsed.step_images else {})},
@@ -200,12 +199,6 @@ class GenerationService:
         """True when the request names a remote model of this node (the local engine's state does not matter)."""
         model = body.get("model")
         return isinstance(model, str) and self.worker.remote(model) is not None
-
-    def model_folder(self) -> Path | None:
-        """The model's folder once it is located (LoRA checks and presets read its configs), else None."""
-        if self.loader.model_path:
-            return Path(self.loader.model_path)
-        return Path(self.settings.stable_diffusion_repo_id) if self.settings.model_is_local else None
 
     def _check_accepting(self, local: bool = True) -> None:
         if self.worker.stopping:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, RootModel
 
-from sdedge import lora_listing
+from sdedge import generation_extras, lora_listing
 from sdedge.errors import InvalidRequest
 from sdedge.openapi_spec import documented
 from sdedge.routes.http_input import json_body
@@ -182,7 +182,7 @@ LoraList = RootModel[list[Lora]]
 def loras() -> Response:
     """The LoRA files in LORA_DIR in A1111's shape (name, alias, path, metadata), with the family each fits."""
     svc = services()
-    return jsonify(lora_listing.a1111_loras(svc.settings, svc.generation.model_folder()))
+    return jsonify(lora_listing.a1111_loras(svc.settings, generation_extras.model_folder(svc.settings, svc.loader)))
 
 
 @bp.post("/refresh-loras")

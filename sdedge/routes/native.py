@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, send_file
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sdedge import lora_listing, server_status
+from sdedge import generation_extras, lora_listing, server_status
 from sdedge.auth import caller, health_view
 from sdedge.errors import InvalidRequest, NotFound, detail, error_for
 from sdedge.job_store import Job, JobStatus
@@ -167,7 +167,7 @@ def list_loras() -> Response:
     """The LoRA files in LORA_DIR: name, alias, layout, the family each fits and whether it fits this model."""
     svc = services()
     s = svc.settings
-    return jsonify({"loras": lora_listing.lora_items(s, svc.generation.model_folder()), "lora_dir": str(s.loras_dir),
+    return jsonify({"loras": lora_listing.lora_items(s, generation_extras.model_folder(svc.settings, svc.loader)), "lora_dir": str(s.loras_dir),
                     "enabled": s.lora_enabled, "max_weight": s.lora_max_weight, "max_count": s.lora_max_count})
 
 
@@ -176,4 +176,4 @@ def list_loras() -> Response:
 def list_presets() -> Response:
     """fast, balanced and quality for the model's family: steps, guidance, sampler, decoder, LoRAs, needs."""
     svc = services()
-    return jsonify(lora_listing.presets_view(svc.settings, svc.generation.model_folder()))
+    return jsonify(lora_listing.presets_view(svc.settings, generation_extras.model_folder(svc.settings, svc.loader)))
