@@ -100,6 +100,8 @@ export async function refreshSpeed(health) {
   }
   renderPresets();
   renderLoras();
+  const chosen = radios().find((radio) => radio.checked);
+  if (chosen) applyPreset(chosen.value); // picked before the list arrived
 }
 
 /** What the request carries: the preset (when one is on), the decoder, the chosen LoRAs. */

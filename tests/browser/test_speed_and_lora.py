@@ -33,6 +33,7 @@ def test_a_person_picks_a_preset_a_lora_and_the_decoder_on_a_phone(browsing: Bro
     page: Any = browsing.open(phone=True)
     fast = page.get_by_text("Fast", exact=True)
     expect(fast).to_be_visible()
+    expect(page.locator("label[for=preset-fast]")).to_have_attribute("title", re.compile("4 steps"))  # listed
     page.locator("label[for=preset-fast]").click()
     expect(page.locator("#preset-hint")).to_contain_text("4 steps, guidance 1, lcm, tiny decoder")
     expect(page.locator("#num_inference_steps-out")).to_have_text("4")
