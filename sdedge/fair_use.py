@@ -24,7 +24,7 @@ from sdedge.principal import Principal
 # the seeds' (001's /local/images, 003's /api/request).
 SUBMISSION_PREFIXES = ("/generate/", "/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/v1/images/", "/local/images",
                        "/api/request")
-SUBMISSION_PATHS = {"/image"}
+SUBMISSION_PATHS = {"/image", "/images"}  # /images: seed 001's Stability path
 
 
 def is_submission() -> bool:

@@ -45,3 +45,10 @@ def test_unknown_model_or_sampler_and_early_download_are_clear_errors(tmp_path: 
     canceled = client.get(f"/status/{image_id}").get_json()
     assert canceled["status"] == "canceled" and canceled["error"]
     assert client.get("/status/job-0000").status_code == 404
+
+
+def test_the_stability_path_without_a_stability_engine_names_the_setting(client: FlaskClient) -> None:
+    answer = client.post("/images", json={"prompt": "a lighthouse"})
+    assert answer.status_code == 503
+    message = answer.get_json()["error"]["message"]
+    assert "REMOTE_ENGINES" in message and "STABILITY_API_KEY" in message and "/local/images" in message

@@ -9,8 +9,8 @@ and statuses are RQ's job states):
     POST /local/images           {"prompt", "model"?, "sampler_name"?, ...} -> 202 {"image_id", "status": "queued"}
     GET  /status/{image_id}      {"image_id", "status": queued|started|finished|failed|canceled, ...}
     GET  /image/{image_id}       the PNG, once finished (404 before)
-
-The seed's `/images` (the Stability AI path) is not here: it needs a remote engine.
+    POST /images                 the seed's Stability AI path: the same job on a REMOTE_ENGINES entry of
+                                 kind "stability" (503 naming the setting when there is none)
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from flask import Blueprint, Response, jsonify, send_file
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from sdedge.auth import caller
-from sdedge.errors import InvalidRequest, NotFound, detail
+from sdedge.errors import InvalidRequest, ModelError, NotFound, detail
 from sdedge.job_store import JobStatus
 from sdedge.openapi_spec import documented
+from sdedge.remote.models import remote_models
 from sdedge.routes.http_input import json_body
 from sdedge.samplers import SAMPLERS, canonical_sampler, from_a1111
 from sdedge.services import Services, services
@@ -49,6 +50,19 @@ class LocalImageRequest(BaseModel):
     cfg_scale: float | None = Field(None, ge=0, le=30, description="Guidance scale (default DEFAULT_GUIDANCE_SCALE).")
     width: int | None = Field(None, description="Width (default DEFAULT_SIZE).")
     height: int | None = Field(None, description="Height (default DEFAULT_SIZE).")
+    seed: int | None = Field(None, description="Seed; -1 or absent: random.")
+
+
+class RemoteImageRequest(BaseModel):
+    """POST /images: a prompt for the Stability AI engine (a REMOTE_ENGINES entry of kind "stability")."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    prompt: str = Field(..., description="What to draw.")
+    negative_prompt: str = Field("", description="What to avoid.")
+    model: str | None = Field(None, description="A Stability REMOTE_ENGINES id (default: the first one).")
+    width: int | None = Field(None, description="Width (the API answers at the nearest aspect ratio it offers).")
+    height: int | None = Field(None, description="Height.")
     seed: int | None = Field(None, description="Seed; -1 or absent: random.")
 
 
@@ -99,6 +113,29 @@ def local_image() -> tuple[Response, int, dict[str, str]]:
                                "sampler": _sampler(req.sampler_name, svc)}
     optional = {"num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "width": req.width,
                 "height": req.height, "seed": req.seed, "model": req.model}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    job = svc.generation.submit("text2img", body, caller=caller()).job
+    answer = Queued(image_id=job.id, status=_STATUS[job.status])
+    return jsonify(answer.model_dump()), 202, {"Location": f"/status/{job.id}"}
+
+
+@bp.post("/images")
+@documented(request=RemoteImageRequest, responses={202: Queued})
+def remote_image() -> tuple[Response, int, dict[str, str]]:
+    """Queue a text-to-image job on the Stability AI engine; its id is the image_id to poll."""
+    svc = services()
+    req = RemoteImageRequest.model_validate(json_body())
+    engines = [m.id for m in remote_models(svc.settings) if m.kind == "stability"]
+    if not engines:
+        raise ModelError('no Stability AI engine: add {"id": "stability", "kind": "stability", "url": '
+                         '"https://api.stability.ai"} to REMOTE_ENGINES and set STABILITY_API_KEY (README: remote '
+                         'engines), or use POST /local/images')
+    if req.model is not None and req.model not in engines:
+        message = f"unknown Stability engine {req.model!r}; REMOTE_ENGINES has {engines}"
+        raise InvalidRequest(message, detail("model", message, "enum", valid=engines))
+    body: dict[str, object] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt,
+                               "model": req.model or engines[0]}
+    optional = {"width": req.width, "height": req.height, "seed": req.seed}
     body.update({key: value for key, value in optional.items() if value is not None})
     job = svc.generation.submit("text2img", body, caller=caller()).job
     answer = Queued(image_id=job.id, status=_STATUS[job.status])

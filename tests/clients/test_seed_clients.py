@@ -6,6 +6,7 @@ lands, its test turns XPASS, fails the run, and the marker comes off.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from clients import StepFailed, openwebui, seed_000, seed_001, seed_002, seed_003, seed_004, sillytavern
 from clients.http import call, png_size
 from serverproc import ServerProcess
+from standins.stability import StabilityStandIn
 
 pytestmark = pytest.mark.slow
 SMALL: dict[str, Any] = {"width": 64, "height": 64}
@@ -28,12 +30,15 @@ def gap(reason: str) -> pytest.MarkDecorator:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # REQUEST_TIMEOUT=1: a 256x256, 100-step job on the tiny model outlasts it (about 2 s here); seed 003's
-    # page is served from another origin, which the server's owner lists in CORS_ORIGINS.
-    server = ServerProcess(Path(tmp_path_factory.mktemp("clients")), REQUEST_TIMEOUT="1",
-                           CORS_ORIGINS=seed_003.FRONTEND_ORIGIN).start()
-    server.wait_ready()
-    yield server.base
-    server.stop()
+    # page is served from another origin, which the server's owner lists in CORS_ORIGINS. Seed 001's
+    # Stability path runs on a local stand-in of the Stability AI REST API (the real one cannot be reached).
+    with StabilityStandIn() as stability:
+        engines = json.dumps([{"id": "stability", "kind": "stability", "url": stability.base_url, "key": "sk-test"}])
+        server = ServerProcess(Path(tmp_path_factory.mktemp("clients")), REQUEST_TIMEOUT="1",
+                               CORS_ORIGINS=seed_003.FRONTEND_ORIGIN, REMOTE_ENGINES=engines).start()
+        server.wait_ready()
+        yield server.base
+        server.stop()
 
 
 def test_seed_004_reads_urls_0_and_downloads_it(base: str) -> None:
@@ -93,7 +98,6 @@ def test_seed_001_local_path(base: str) -> None:
     assert done["size"] == (64, 64)
 
 
-@gap("issue 19.3/19.4: /images is 404 and there is no Stability engine (test it against standins.stability)")
 def test_seed_001_stability_path(base: str) -> None:
     assert seed_001.run(base, remote=True, interval=0.5)["image"]
 
