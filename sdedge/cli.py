@@ -1,4 +1,4 @@
-"""The `sdedge` command: serve, download, convert, generate, users, tokens."""
+"""The `sdedge` command: serve, download, convert, generate, models, users, tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sdedge import __version__, cli_accounts, cli_generate
+from sdedge import __version__, cli_accounts, cli_generate, cli_models
 from sdedge.config import Settings, SettingsError, load_settings
 from sdedge.errors import SdedgeError, invalid_from_pydantic
 from sdedge.json_logs import configure_logging
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_generate.add_generate(sub)
     sub.add_parser("mcp", help="serve the MCP tools over stdio (for an assistant that launches sdedge itself)")
     cli_accounts.add_commands(sub)
+    cli_models.add_commands(sub)
     return parser
 
 
@@ -180,4 +181,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "mcp": cmd_mcp,
     **cli_accounts.COMMANDS,
+    **cli_models.COMMANDS,
 }

@@ -112,8 +112,23 @@ class Settings(BaseSettings):
     )
     ov_enable_mmap: bool = Field(True, description="Map model weights from disk instead of copying them into memory.")
     static_pipeline_cache_size: int = Field(
-        4, ge=1, le=32, description="GPU/NPU: how many compiled static-shape pipelines to keep."
+        4, ge=1, le=32, description="GPU/NPU: how many compiled static-shape pipelines to keep (per loaded model)."
     )
+    models_dir: Path = Field(
+        Path("models"), description="Folder of more OpenVINO model folders (one per model, each with its "
+                                    "model_index.json); each is offered in GET /models.")
+    max_loaded_models: int = Field(
+        1, ge=1, le=16, description="Most models kept loaded at once; loading another unloads the least recently "
+                                    "used.")
+    model_memory_budget_mb: int = Field(
+        0, ge=0, description="Memory (MB) the loaded models may use together, as measured (RSS growth per load); "
+                             "past it the least recently used are unloaded (0: no budget, only MAX_LOADED_MODELS).")
+    model_affinity_max_skips: int = Field(
+        4, ge=0, description="Among queued jobs of one priority, jobs for the loaded model run first, but a job is "
+                             "passed by at most this many later jobs (0: strict FIFO).")
+    model_affinity_max_wait: float = Field(
+        60.0, ge=0, description="...and for at most this many seconds after it was queued; then it runs next, "
+                                "switching models if need be.")
 
     remote_engines: list[RemoteEngine] = Field(
         [], description='Models served by remote engines, a JSON list: [{"id": "big-box", "kind": '
@@ -228,7 +243,8 @@ class Settings(BaseSettings):
             raise ValueError(f"each entry needs its own id, got {ids}")
         return value
 
-    @field_validator("models_cache_dir", "generated_images_dir", "data_dir", "compile_cache_dir", "lora_dir")
+    @field_validator("models_cache_dir", "generated_images_dir", "data_dir", "compile_cache_dir", "lora_dir",
+                     "models_dir")
     @classmethod
     def _absolute_path(cls, value: Path | None) -> Path | None:
         # Resolved once, against the folder the server was started from: a relative path handed on
@@ -298,11 +314,11 @@ class Settings(BaseSettings):
         """CORS_ORIGINS as a list, without trailing slashes."""
         return [origin.rstrip("/") for origin in split_list(self.cors_origins)]
 
-    def ov_properties(self) -> dict[str, object]:
-        """OpenVINO compile properties from the settings (cache, threads, hint, mmap)."""
+    def ov_properties(self, model_id: str | None = None) -> dict[str, object]:
+        """OpenVINO compile properties from the settings (cache, threads, hint, mmap); the cache per model."""
         properties: dict[str, object] = {"PERFORMANCE_HINT": self.ov_performance_hint, "ENABLE_MMAP": self.ov_enable_mmap}
         if self.compile_cache:
-            properties["CACHE_DIR"] = str(self.ov_cache_dir)
+            properties["CACHE_DIR"] = str(self.ov_cache_dir / model_id if model_id else self.ov_cache_dir)
         if self.ov_num_threads:
             properties["INFERENCE_NUM_THREADS"] = self.ov_num_threads
         return properties

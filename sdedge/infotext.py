@@ -12,7 +12,7 @@ from sdedge.loras import infotext_lora_hashes, parse_prompt
 from sdedge.samplers import a1111_name
 
 
-def infotext(params: GenerationParams, seed: int, model: str) -> str:
+def infotext(params: GenerationParams, seed: int, model: str, model_hash: str | None = None) -> str:
     """The infotext of one image of a generation, as AUTOMATIC1111 writes it.
 
     LoRAs given in the `loras` field (not as prompt tags) are added to the prompt as <lora:name:weight>
@@ -26,8 +26,10 @@ def infotext(params: GenerationParams, seed: int, model: str) -> str:
         "CFG scale": params.guidance_scale,
         "Seed": seed,
         "Size": f"{params.width}x{params.height}",
-        "Model": model,
     }
+    if model_hash:
+        fields["Model hash"] = model_hash  # A1111 writes the hash before the name
+    fields["Model"] = model
     if params.decoder == "tiny":  # the full VAE is the usual case, left unsaid as A1111 leaves defaults
         fields["Decoder"] = "tiny"
     if params.preset:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sdedge.database import connect, db_now
 from sdedge.errors import Conflict, NotFound, detail, map_exceptions
 from sdedge.foreign_errors import DATABASE_ERRORS
-from sdedge.job_table import claim_filters, jobs_table
+from sdedge.job_table import affinity_pick, claim_filters, jobs_table
 from sdedge.migrations import upgrade_database
 
 
@@ -149,19 +149,28 @@ class JobStore:
         return self.get(job_id), True
 
     def claim_next(self, worker: str, *, node: str | None = None, lease_seconds: float = 60.0,
-                   models: Sequence[str | None] | None = None, devices: Sequence[str] | None = None) -> Job | None:
+                   models: Sequence[str | None] | None = None, devices: Sequence[str] | None = None,
+                   prefer_model: str | None = None, affinity: tuple[int, float] = (0, 0.0)) -> Job | None:
         """Atomically move the best queued job (priority, then FIFO) to running for this worker, with a lease.
 
         `models` limits the claim to jobs for those model ids (None in it: jobs for the default model);
         `devices` to jobs that asked for no device class or for one of these. The claim counts an attempt;
         the attempt number is the fencing token every later write of this worker names, so a worker whose
-        lease lapsed can never overwrite a newer attempt.
+        lease lapsed can never overwrite a newer attempt. With prefer_model (the loaded model) and
+        affinity = (max skips, max wait seconds), job_table.affinity_pick may choose a later job of the
+        head's priority for that model instead.
         """
         c = jobs_table.c
+        filters = claim_filters(models, devices)
         best = (
-            select(c.id).where(c.status == JobStatus.QUEUED.value, *claim_filters(models, devices))
+            select(c.id).where(c.status == JobStatus.QUEUED.value, *filters)
             .order_by(c.priority.desc(), c.seq.asc()).limit(1)
         )
+        if prefer_model is not None and affinity[0] > 0:
+            with self.db.connect() as conn:
+                picked = affinity_pick(conn, filters, prefer_model, affinity[0], affinity[1], time.time())
+            if picked is not None:  # the guarded UPDATE below still claims it only while it is queued
+                best = select(c.id).where(c.id == picked, c.status == JobStatus.QUEUED.value)
         if self.db.dialect.name == "postgresql":
             best = best.with_for_update(skip_locked=True)
         now = db_now(self.db)

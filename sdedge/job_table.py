@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, or_
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, func, or_, select
 
 from sdedge.database import metadata
 
@@ -54,3 +54,30 @@ def claim_filters(models: Sequence[str | None] | None, devices: Sequence[str] | 
     if devices is not None:
         terms.append(or_(c.device.is_(None), c.device.in_(list(devices))))
     return terms
+
+
+def affinity_pick(conn: Any, filters: list[Any], prefer_model: str | None, max_skips: int, max_wait: float,
+                  now: float) -> str | None:
+    """The queued job to run instead of the head of the queue because its model is loaded, or None.
+
+    The rule (README "Models"): among queued jobs of the head's priority, the oldest one for the loaded
+    model runs first, unless the head has already been passed by max_skips later jobs of its priority
+    (counted from its submission) or has waited max_wait seconds; then the head runs, whatever its model.
+    Jobs of a higher priority always come first.
+    """
+    c = jobs_table.c
+    if prefer_model is None or max_skips <= 0:
+        return None
+    queued = (c.status == "queued", *filters)
+    head = conn.execute(select(c.id, c.model, c.priority, c.seq, c.created_at).where(*queued)
+                        .order_by(c.priority.desc(), c.seq.asc()).limit(1)).first()
+    if head is None or head.model in (None, prefer_model) or now - head.created_at >= max_wait:
+        return None
+    passed = conn.execute(select(func.count()).where(
+        c.priority == head.priority, c.seq > head.seq, c.started_at.is_not(None),
+        c.started_at >= head.created_at)).scalar() or 0
+    if passed >= max_skips:
+        return None
+    found = conn.execute(select(c.id).where(*queued, c.priority == head.priority, c.model == prefer_model)
+                         .order_by(c.seq.asc()).limit(1)).scalar()
+    return str(found) if found else None

@@ -224,7 +224,7 @@ class _Tools:
             raise ToolError("image must be a data URL, base64, or a /generated/ URL") from None
 
     def _models(self) -> dict[str, Any]:
-        return server_status.model_list(self.svc.settings, self.svc.loader)
+        return self.svc.models.list_view()
 
     def _loras(self) -> list[dict[str, Any]]:
         return [{"name": f.name, "alias": f.alias, "size": f.size}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from huggingface_hub import HfApi, snapshot_download
 from tqdm.auto import tqdm
 
 from sdedge.config import Settings, looks_like_local_path
-from sdedge.errors import ModelDownloadError, ModelError, map_exceptions
+from sdedge.errors import DiskFull, ModelDownloadError, ModelError, map_exceptions
 from sdedge.foreign_errors import hub_endpoint, hub_errors
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,18 @@ OPTIONAL_FILES: tuple[str, ...] = (
     *(f"tokenizer/{name}" for name in ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")),
 )
 
+# SDXL, SD3 and FLUX add these (a second and third text encoder, a transformer instead of the UNet).
+_MORE_PARTS = ("text_encoder_2", "text_encoder_3", "transformer")
+_TOKENIZERS = ("tokenizer", "tokenizer_2", "tokenizer_3")
+_NOT_RUNTIME = ("scheduler", "safety_checker", "feature_extractor", "image_encoder")
+
 # Only what the runtime reads: never the PyTorch/ONNX weights or sample images a repo may carry.
 ALLOW_PATTERNS: list[str] = [
     "model_index.json",
     "scheduler/*.json",
-    *(f"tokenizer/{pattern}" for pattern in ("*.json", "*.txt", "openvino_*.xml", "openvino_*.bin")),
-    *(f"{part}/{name}" for part in _PARTS for name in ("*.json", "openvino_model.xml", "openvino_model.bin")),
+    *(f"{tok}/{pattern}" for tok in _TOKENIZERS for pattern in ("*.json", "*.txt", "openvino_*.xml", "openvino_*.bin")),
+    *(f"{part}/{name}" for part in (*_PARTS, *_MORE_PARTS)
+      for name in ("*.json", "openvino_model.xml", "openvino_model.bin")),
 ]
 
 MARKER_NAME = ".sdedge-complete"
@@ -59,8 +66,28 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def missing_files(folder: Path) -> list[str]:
-    """REQUIRED_FILES that are absent or empty in folder."""
-    return [name for name in REQUIRED_FILES if not _nonempty(folder / name)]
+    """Required files (per the folder's model_index.json, else REQUIRED_FILES) that are absent or empty."""
+    return [name for name in required_files(folder) if not _nonempty(folder / name)]
+
+
+def required_files(folder: Path) -> tuple[str, ...]:
+    """The files the runtime opens for this folder's components (SDXL, SD3 and FLUX have more than SD)."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return REQUIRED_FILES
+    if not isinstance(index, dict):
+        return REQUIRED_FILES
+    names = ["model_index.json", "scheduler/scheduler_config.json"]
+    for key, value in index.items():
+        if key.startswith("_") or key in _NOT_RUNTIME or not isinstance(value, list) or None in value[:2]:
+            continue
+        if key.startswith("tokenizer"):
+            names += [f"{key}/openvino_tokenizer.xml", f"{key}/openvino_tokenizer.bin"]
+        else:
+            part = "vae_decoder" if key == "vae" else key
+            names += [f"{part}/{name}" for name in ("config.json", "openvino_model.xml", "openvino_model.bin")]
+    return tuple(names) if len(names) > 2 else REQUIRED_FILES
 
 
 def _nonempty(path: Path) -> bool:
@@ -166,6 +193,11 @@ def _folder_bytes(folder: Path, *, partial: bool = False) -> int:
     return total
 
 
+def folder_bytes(folder: Path, *, partial: bool = False) -> int:
+    """Bytes of the model files in folder (with partial, unfinished downloads too): its size on disk."""
+    return _folder_bytes(folder, partial=partial)
+
+
 def _counted(relative: Path, partial: bool) -> bool:
     if relative.name.endswith(".incomplete"):
         return partial
@@ -186,10 +218,23 @@ def download_model(
         return folder
     (folder / MARKER_NAME).unlink(missing_ok=True)
     revision, total, listed = _remote_revision(settings)
+    check_disk_space(folder, total, settings.min_free_disk_mb * 1024 * 1024)
     with _watch_progress(folder, total, on_progress):
         _snapshot(settings, folder, revision, force=force, show_progress=show_progress)
     _finish(settings, folder, revision, listed)
     return folder
+
+
+def check_disk_space(folder: Path, total: int, keep_free: int) -> None:
+    """Refuse a download that would not fit (what is already here counts: a resume needs only the rest)."""
+    need = max(0, total - _folder_bytes(folder, partial=True))
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need + keep_free > free:
+        raise DiskFull(f"not enough disk space for {total / 1e9:.2f} GB into {folder}: {need / 1e9:.2f} GB still to "
+                       f"fetch, {free / 1e9:.2f} GB free, MIN_FREE_DISK_MB={keep_free // (1024 * 1024)} kept free")
 
 
 def _checked_local_folder(settings: Settings) -> Path:
@@ -235,6 +280,11 @@ def _remote_revision(settings: Settings) -> tuple[str, int, frozenset[str]]:
         raise ModelDownloadError(f"the model hub gave no revision for {settings.stable_diffusion_repo_id}")
     allowed = [s for s in info.siblings or [] if any(fnmatch(s.rfilename, p) for p in ALLOW_PATTERNS)]
     return info.sha, sum(s.size or 0 for s in allowed), frozenset(s.rfilename for s in allowed)
+
+
+def remote_total(settings: Settings) -> int:
+    """Bytes of the runtime's files in the hub repo STABLE_DIFFUSION_REPO_ID names (asks the hub)."""
+    return _remote_revision(settings)[1]
 
 
 def _snapshot(settings: Settings, folder: Path, revision: str, *, force: bool, show_progress: bool) -> None:

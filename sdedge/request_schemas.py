@@ -84,8 +84,9 @@ class GenerateRequest(BaseModel):
         1, ge=1, validation_alias=_aliases("num_images", "numImages", "n"),
         description="Images to generate (seed, seed+1, ...), at most MAX_IMAGES.",
     )
-    model: str | None = Field(None, max_length=200, description="A remote model's id (REMOTE_ENGINES) runs the job "
-                              "there; anything else: the configured model.")
+    model: str | None = Field(None, max_length=200, description="Model id (GET /models), name or A1111 title, or a "
+                              "remote model's id (REMOTE_ENGINES); absent: the default model. Unknown: 400 listing "
+                              "the available ones.")
     device: Literal["CPU", "GPU", "NPU"] | None = Field(
         None, description="Run on a worker of this device class (OPENVINO_DEVICE lists the devices); absent: any.")
     loras: list[LoraRequest] = Field(

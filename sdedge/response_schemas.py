@@ -50,6 +50,13 @@ class JobError(_Open):
     message: str
 
 
+class JobPhase(_Open):
+    """What a running job does now; progress (0-1) is the model load's, null while generating."""
+
+    name: str
+    progress: float | None
+
+
 class JobView(_Open):
     """One job as clients see it: seed 002's fields (camelCase, status names, progress 0..100, error as a
     string), sdedge's beside them."""
@@ -62,6 +69,10 @@ class JobView(_Open):
     progressDetail: JobProgress
     position: int | None = Field(description="Queued jobs ahead of this one (0: next); null once it left the queue.")
     eta_seconds: float | None
+    model: str | None = Field(None, description="The model the job runs on (GET /models id).")
+    phase: JobPhase | None = Field(None, description="While running: loading model, downloading model or generating.")
+    adjusted: list[dict[str, Any]] = Field(default_factory=list,
+                                           description="Parameters the model's family ignores, dropped (field, message).")
     preview_url: str | None
     result: JobResult | None
     error: str | None = Field(description="Why it failed or was canceled (errorDetail.message).")
@@ -155,10 +166,30 @@ class SamplerList(_Open):
     default: str
 
 
+class ModelView(_Open):
+    """One model of the library (seed 002's fields first)."""
+
+    id: str
+    name: str
+    description: str
+    type: str
+    loaded: bool
+    version: str | None
+    family: str | None
+    source: str
+    installed: bool
+    size_bytes: int
+    modes: list[str]
+    negative_prompt: bool
+    defaults: dict[str, Any]
+    download: dict[str, Any] | None
+
+
 class ModelList(_Open):
     """GET /models."""
 
-    models: list[dict[str, Any]]
+    models: list[ModelView]
+    default: str
 
 
 class ImageAccepted(JobView):

@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sdedge import __version__, model_files
+from sdedge import __version__
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.file_store import FileStore
 from sdedge.lora_listing import presets_view
 from sdedge.modes import MODES, ModeSpec
-from sdedge.remote.models import remote_models
 from sdedge.samplers import SAMPLER_NAMES, SAMPLERS
 
 # Fields of every request model that are not part of the form a person fills in.
@@ -85,19 +84,6 @@ def sampler_list(settings: Settings) -> dict[str, Any]:
     items = [{"name": s.name, "scheduler": s.genai_type, "a1111_name": s.a1111_name, "note": s.note,
               "default_steps": s.default_steps, "default_guidance": s.default_guidance} for s in SAMPLERS.values()]
     return {"samplers": items, "aliases": {"plms": "pndm"}, "default": settings.default_sampler}
-
-
-def model_list(settings: Settings, loader: EngineLoader) -> dict[str, Any]:
-    """The configured model (where it is, whether it is present and loaded), then the remote models."""
-    described = model_files.describe_model(settings)
-    described["loaded"] = loader.ready and not settings.use_mocks
-    folder = described.get("path")
-    view = presets_view(settings, Path(str(folder)) if folder else None)
-    described["family"] = view["family"]
-    described["presets"] = view["presets"]  # what each preset runs and needs (LoRA files, the tiny decoder)
-    remote = [{**model.describe(), "source": "remote", "loaded": model.problem is None}
-              for model in remote_models(settings)]
-    return {"models": [described, *remote]}
 
 
 def mode_list(settings: Settings, loader: EngineLoader) -> dict[str, Any]:

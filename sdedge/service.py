@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sdedge import generation_extras, input_files, step_images
+from sdedge import generation_extras, input_files, model_checks, step_images
 from sdedge.config import Settings
 from sdedge.engine.loader import EngineLoader
 from sdedge.errors import (
@@ -39,7 +39,7 @@ from sdedge.ownership import check_visible, job_id_of_file, mask_nodes, owned_ke
 from sdedge.placement import Placement, place
 from sdedge.principal import SYSTEM, Principal
 from sdedge.request_schemas import GenerateRequest
-from sdedge.worker import Progress
+from sdedge.job_progress import Progress
 from sdedge.worker_pool import WorkerPool
 
 MAX_LIST_LIMIT = 200
@@ -94,17 +94,23 @@ class GenerationService:
         if key and (existing := self.job_store.find_by_key(key)):
             return Submission(existing, False)
         placement = self.placement(spec.mode.value, parsed)
-        if not placement.remote:
-            self._check_image_support(parsed)
+        entry = None if placement.remote else self.loader.library.resolve(parsed.model)
+        if entry is not None:  # a local model: the library's checks (a remote engine checks its own)
+            model_checks.check_mode(entry, spec.mode.value)
+            if not self.settings.use_mocks:  # the mock engine draws for any model
+                model_checks.check_installed(entry, self.settings.auto_download_models)
+            self._check_image_support(parsed, entry.id)
         self._check_queue_room()
         check_queue_share(self.job_store, self.settings, caller)
-        extras = generation_extras.for_job(parsed, self.settings, self.loader, remote=placement.remote)
-        params, stored = input_files.prepare(parsed, self.settings, self.input_file_store, extras)
+        defaults = self.loader.library.settings_for(entry) if entry else self.settings  # the model's defaults
+        extras = generation_extras.for_job(parsed, defaults, self.loader, remote=placement.remote)
+        params, stored = input_files.prepare(parsed, defaults, self.input_file_store, extras)
+        params, adjusted = model_checks.fit_params(entry, params)
         job, created = self.job_store.add(spec.mode.value, input_files.stored_request(body, parsed),
-                                          {**params.to_dict(), input_files.PARAMS_KEY: stored,
+                                          {**params.to_dict(), input_files.PARAMS_KEY: stored, "adjusted": adjusted,
                                            **({step_images.PARAMS_KEY: parsed.step_images} if parsed.step_images else {})},
                                           priority=parsed.priority, idempotency_key=key, owner=caller.owner,
-                                          model=placement.model, device=placement.device)
+                                          model=entry.id if entry else placement.model, device=placement.device)
         if not created:  # lost an idempotency race: the other submission's inputs are the job's
             self.input_file_store.delete(list(stored.values()))
         else:
@@ -125,7 +131,7 @@ class GenerationService:
         unfinished (a client's retry) waits for that job instead of queueing a second one.
         """
         if not self._names_remote(body):
-            self.loader.engine()  # 503 with the reason now, rather than a job that waits for a model
+            self.loader.check_ready()  # 503 with the reason now, rather than a job that waits for a model
         # A retry joins the same user's job only: the fingerprint is scoped like an idempotency key.
         fingerprint = None if idempotency_key else owned_key(_fingerprint(mode, body, files), caller)
         with self._in_flight_lock:  # two copies of one call arriving together still make one job
@@ -208,8 +214,8 @@ class GenerationService:
                                 detail(None, self.loader.reason or "the model is not available", "state",
                                        state=self.loader.state.value))
 
-    def _check_image_support(self, parsed: GenerateRequest) -> None:
-        if parsed.image_fields() and self.loader.ready and not self.loader.supports_image_inputs():
+    def _check_image_support(self, parsed: GenerateRequest, model_id: str) -> None:
+        if parsed.image_fields() and self.loader.ready and not self.loader.supports_image_inputs(model_id):
             raise ModelError("this model has no VAE encoder: image-to-image, inpainting and style transfer "
                              "are unavailable")
 
@@ -348,7 +354,16 @@ class GenerationService:
                           eta_seconds=live.eta_seconds() if live else None,
                           preview_url=self._preview_url(job, live), node=self._node(job.node))
         view = render(job, state, Files(self.file_url, self.read_file, self.loader.model_name()), images)
-        return {**view, "model": job.model, "device": job.device}  # which workers may run it
+        # which workers may run it, and the model library's fields: what it does now, what its family dropped
+        return {**view, "model": job.model, "device": job.device, "phase": self._phase(job, live),
+                "adjusted": job.params.get("adjusted") or []}
+
+    @staticmethod
+    def _phase(job: Job, live: Progress | None) -> dict[str, Any] | None:
+        """What a running job is doing: loading its model (with progress) or generating."""
+        if live is not None:
+            return {"name": live.phase, "progress": live.load_progress()}
+        return {"name": "generating", "progress": None} if job.status is JobStatus.RUNNING else None
 
     def _node(self, node: str | None) -> dict[str, str] | None:
         """A node's id and name, names cached for a few seconds (every job view names one)."""

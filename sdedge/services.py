@@ -17,6 +17,9 @@ from sdedge.fair_use import SubmissionMeter
 from sdedge.file_store import FileStore
 from sdedge.job_events import JobEvents
 from sdedge.job_store import JobStore
+from sdedge.model_downloads import ModelDownloads
+from sdedge.model_library import ModelLibrary
+from sdedge.model_service import ModelService
 from sdedge.nodes import NodeRegistry, default_node_name, node_id
 from sdedge.notifier import Notifier
 from sdedge.remote.models import remote_models
@@ -39,6 +42,7 @@ class Services:
     auth: Authenticator
     nodes: NodeRegistry
     events: JobEvents  # job events for metrics and JSON logs
+    models: ModelService  # the model library: listing, downloads, the default model
     started_at: float = field(default_factory=time.time)
     closers: list[Callable[[], None]] = field(default_factory=list)  # integrations to end at shutdown (MCP loop)
     submissions: SubmissionMeter | None = None  # RATE_LIMIT for MCP tool calls; set with the rate limiter
@@ -70,8 +74,9 @@ def build_services(settings: Settings) -> Services:
     """Wire the stores, loader, worker and generation service for one app."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the node id lives there even with DATABASE_URL
     job_store, notifier = JobStore(settings.job_database_url), Notifier()
+    library = ModelLibrary(settings)  # shared by every device's loader; each loader keeps its own engine pool
     # one loader (own pipelines) per device present: OPENVINO_DEVICE=GPU,CPU runs two workers
-    loaders = [EngineLoader(settings, device) for device in plan_devices(settings.device_list)]
+    loaders = [EngineLoader(settings, device, library) for device in plan_devices(settings.device_list)]
     remotes = [RemoteSource(remote) for remote in remote_models(settings)]
     shared = None if job_store.is_local else SharedFiles(job_store.db)  # a fleet: every node serves every file
     images = FileStore(settings.generated_images_dir, shared, "image")
@@ -82,5 +87,6 @@ def build_services(settings: Settings) -> Services:
     generation = GenerationService(settings, job_store, images, input_file_store, loaders[0], notifier, worker, nodes,
                                    events)
     accounts = AccountStore(job_store.db)
+    models = ModelService(loaders[0], ModelDownloads(settings, library))
     return Services(settings, generation, loaders[0], images, worker, accounts, Authenticator(accounts, settings), nodes,
-                    events)
+                    events, models)

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from sdedge import input_files, step_images
@@ -29,29 +28,12 @@ from sdedge.job_events import JobEvents, Kind, event_for, stage_seconds
 from sdedge.job_store import Job, JobStatus, JobStore, worker_name
 from sdedge.leases import LeaseKeeper
 from sdedge.notifier import Notifier
+from sdedge.engine.loader import EngineLoader
+from sdedge.job_progress import Progress, engine_for_job
 from sdedge.partial_results import keep_partial
 from sdedge.worker_parts import ClaimScope, EngineSource, NodeDuties
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Progress:
-    """Live state of the running job, kept in memory for fast reads."""
-
-    job_id: str
-    total: int
-    started: float = field(default_factory=time.monotonic)
-    step: int = 0
-    fraction: float = 0.0
-    preview: str | None = None
-
-    def eta_seconds(self) -> float | None:
-        """Remaining time, extrapolated from the steps done so far."""
-        if self.fraction <= 0:
-            return None
-        elapsed = time.monotonic() - self.started
-        return round(elapsed * (1 - self.fraction) / self.fraction, 2)
 
 
 class Worker:
@@ -130,9 +112,12 @@ class Worker:
             self._run(job)
 
     def _claim(self) -> Job | None:
-        scope = self.scope()
-        return self.job_store.claim_next(self.name, node=self.node, lease_seconds=self.settings.lease_seconds,
-                                         models=scope.models, devices=scope.devices)
+        scope, s = self.scope(), self.settings
+        loader = _local_loader(self.source)  # a local device's loader prefers the model it has loaded
+        return self.job_store.claim_next(self.name, node=self.node, lease_seconds=s.lease_seconds,
+                                         models=scope.models, devices=scope.devices,
+                                         prefer_model=loader.pool.most_recent_id() if loader else None,
+                                         affinity=(s.model_affinity_max_skips, s.model_affinity_max_wait))
 
     def describe(self) -> dict[str, Any]:
         """What this worker is and does, for the nodes table, /health and /queue/status."""
@@ -189,7 +174,7 @@ class Worker:
     # -- running one job -----------------------------------------------------------------------
     def _run(self, job: Job) -> None:
         params = GenerationParams.from_dict(job.params)
-        self.current = Progress(job.id, params.steps * params.num_images)
+        self.current = Progress(job.id, params.steps * params.num_images, model=job.model)
         self.notifier.notify()
         tracker = _StepTracker(self, job, params)
         self._lease = LeaseKeeper(self.job_store, job.id, job.attempts, self.settings.lease_seconds)
@@ -198,7 +183,10 @@ class Worker:
         try:
             with self._lease:
                 inputs = input_files.load(job.params, self.input_files)
-                output = self.source.engine().generate(params, tracker.on_step, inputs)
+                loader = _local_loader(self.source)
+                engine = (engine_for_job(loader, self.current, self.notifier.notify, job.model) if loader
+                          else self.source.engine())
+                output = engine.generate(params, tracker.on_step, inputs)
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
             self.saving.add(job.id)
@@ -243,14 +231,15 @@ class Worker:
     def _succeed(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None,
                  step_files: list[str]) -> None:
         started = time.perf_counter()
-        model = self.source.model_name()
+        loader = _local_loader(self.source)
+        model, model_hash = loader.library.name_and_hash(job.model) if loader else (self.source.model_name(), None)
         files = [
-            self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model))
+            self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model, model_hash))
             for i, (image, seed) in enumerate(zip(output.images, output.seeds))
         ]
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}
-        result = {"files": files, "seed": params.seed, "seeds": output.seeds, "parameters": params.to_dict(),
-                  "timings": timings, "worker": self.ran_on()}
+        result = {"files": files, "seed": params.seed, "seeds": output.seeds, "model": model, "model_hash": model_hash,
+                  "parameters": {**params.to_dict(), "model": model}, "timings": timings, "worker": self.ran_on()}
         if step_files:
             result["step_files"] = step_files
         files = [*files, *step_files]  # the job's files (deleted and pruned with it); result["files"]: its images
@@ -271,8 +260,10 @@ class Worker:
                           f"the re-queueing of job {job.id}")
         elif self._keep_partial and partial is not None:  # A1111's interrupt: the caller gets the partial image
             step = self.current.step if self.current else None
-            result, files = keep_partial(self.source.engine(), self.images, job.id, params, partial,
-                                         self.source.model_name(), step)
+            loader = _local_loader(self.source)
+            engine = (loader.pool.engine(job.model or loader.model_name()) if loader else None) or self.source.engine()
+            result, files = keep_partial(engine, self.images, job.id, params, partial,
+                                         job.model or self.source.model_name(), step)
             self._fail(job, "canceled", f"interrupted at step {step}; the partial image is kept", JobStatus.CANCELED,
                        step, result=result, files=files)
         else:
@@ -373,5 +364,12 @@ class _StepTracker:
         """The job asked for step images: keep this step's preview as its own file (named by the step)."""
         if self.step_every and event.latent is not None and not progress.step % self.step_every:
             image = preview_image(event.latent, self.params.width, self.params.height)
-            self.step_files.append(self.worker.images.save(step_images.file_name(self.job.id, progress.step), image))
+            if image is not None:  # a latent with no preview map (SD3, FLUX) keeps no step image
+                self.step_files.append(self.worker.images.save(step_images.file_name(self.job.id, progress.step), image))
 
+
+
+def _local_loader(source: object) -> EngineLoader | None:
+    """The loader behind a local device's engine source (with the model library's pool), else None (a remote)."""
+    loader = getattr(source, "loader", None)
+    return loader if isinstance(loader, EngineLoader) else None

@@ -122,8 +122,9 @@ class WorkerPool:
                       events=self.events)
 
     def local_models(self) -> list[str | None]:
-        """The model ids local workers claim: None (the default model); the model library adds its own ids."""
-        return [None]
+        """The model ids local workers claim: None (the default model) and the library's models this node can run
+        (every one when it may download them, else the installed ones); never a remote model's."""
+        return [None, *self.loaders[0].local_model_ids()] if self.loaders else [None]
 
     def _local_scope(self, source: LocalSource) -> Callable[[], ClaimScope]:
         return lambda: ClaimScope(self.local_models(), [source.device_class()])

@@ -4,9 +4,10 @@ import { getSession, initAccount, showLogin } from "./js/account.js";
 import { initActions, setBusy, setFormReady, showEngine, showOffline } from "./js/actions.js";
 import { ApiError, fieldProblems, getSamplers, listJobs, submitJob } from "./js/api.js";
 import { $, announce, renderError } from "./js/dom.js";
-import { FormError, applyJob, buildRequest, initForm, markInvalid, setImageModes, useImage } from "./js/form.js";
+import { FormError, applyJob, buildRequest, initForm, markInvalid, setImageModes, setModel, useImage } from "./js/form.js";
 import { addJob, initGallery, loadFirst, removeJob } from "./js/gallery.js";
 import { initJobs, jobDeleted, setWaitingFor, track } from "./js/jobs.js";
+import { initModels } from "./js/models.js";
 import { loadModes, modeLabel } from "./js/modes.js";
 import { noteSeed } from "./js/seed.js";
 import { refreshSpeed } from "./js/speed.js";
@@ -15,7 +16,7 @@ import { initViewer, openViewer } from "./js/viewer.js";
 
 const NO_IMAGE_INPUTS = "this model has no VAE encoder, so image to image, inpainting and style transfer are unavailable.";
 
-const state = { formReady: false, loading: null, health: null };
+const state = { formReady: false, loading: null, health: null, session: null };
 
 function showFormError(error) {
   const box = $("form-error");
@@ -119,6 +120,8 @@ function loadForm() {
       state.formReady = true;
       setFormReady(true);
       refreshSpeed(state.health);
+      const canAdmin = !state.session?.auth_required || Boolean(state.session?.user?.admin);
+      initModels({ canAdmin, onChange: setModel }).catch(console.error); // the form works without the list
       resumeJobs();
       loadFirst();
     })
@@ -131,6 +134,7 @@ function loadForm() {
 
 async function start() {
   const session = await getSession();
+  state.session = session;
   initAccount(session);
   if (session?.auth_required && !session.user) {
     showLogin(); // nothing else loads before the login: every other route needs it

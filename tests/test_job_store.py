@@ -41,6 +41,34 @@ def test_claims_keep_to_the_models_and_devices_a_worker_can_run(store: JobStore)
     assert store.claim_next("gpu", devices=["GPU"]).id == on_gpu  # type: ignore[union-attr]
 
 
+def _claim_models(store: JobStore, loaded: str, count: int, affinity: tuple[int, float]) -> list[str | None]:
+    order = []
+    for _ in range(count):
+        job = store.claim_next("w", prefer_model=loaded, affinity=affinity)
+        assert job is not None
+        order.append(job.model)
+        store.finish(job.id, JobStatus.SUCCEEDED)
+    return order
+
+
+def test_the_loaded_models_jobs_go_first_but_a_job_is_passed_at_most_max_skips_times(store: JobStore) -> None:
+    for model in ("b", "a", "a", "a", "a", "b"):
+        store.add("text2img", {}, PARAMS, model=model)
+    # model a is loaded: a's jobs pass the first b job twice at most, then b runs, then the rest in order
+    assert _claim_models(store, "a", 6, (2, 3600.0)) == ["a", "a", "b", "a", "a", "b"]
+
+
+def test_model_affinity_never_passes_a_higher_priority_or_an_old_job(store: JobStore) -> None:
+    store.add("text2img", {}, PARAMS, model="b", priority=1)
+    store.add("text2img", {}, PARAMS, model="a")
+    assert _claim_models(store, "a", 1, (5, 3600.0)) == ["b"]  # priority first, whatever is loaded
+    store.add("text2img", {}, PARAMS, model="b")
+    store.add("text2img", {}, PARAMS, model="a")
+    assert _claim_models(store, "a", 1, (5, 3600.0)) == ["a"]
+    assert _claim_models(store, "a", 1, (5, 0.0)) == ["b"]  # waited max_wait (0 s): the head runs
+    assert _claim_models(store, "a", 1, (0, 3600.0)) == ["a"]  # max_skips 0: strict FIFO
+
+
 def test_concurrent_workers_never_claim_the_same_job(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     stores = [JobStore(url) for _ in range(4)]  # separate engines: like separate processes

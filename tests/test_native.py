@@ -183,8 +183,10 @@ def test_missing_model_without_download_reports_why(tmp_path: Path) -> None:
 def test_samplers_and_models_describe_the_server(client: FlaskClient) -> None:
     names = [s["name"] for s in client.get("/samplers").get_json()["samplers"]]
     assert names == list(SAMPLERS)
-    (model,) = client.get("/models").get_json()["models"]
-    assert model["complete"] is True and model["loaded"] is True and model["source"] == "local"
+    body = client.get("/models").get_json()
+    model = body["models"][0]  # the configured model first, then the catalog's
+    assert model["installed"] is True and model["loaded"] is True and model["source"] == "configured"
+    assert model["family"] == "sd" and body["default"] == model["id"] == "tiny-sd-int8-ov"
 
 
 def test_page_is_served(client: FlaskClient) -> None:

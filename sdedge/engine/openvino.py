@@ -30,6 +30,7 @@ from sdedge.engine.params import (
 from sdedge.engine.style import VaeEncoder, adain
 from sdedge.engine.lora_state import EngineLoras, encoder_prompt
 from sdedge.errors import GenerationCanceled, GenerationError, InvalidRequest, map_exceptions
+from sdedge.families import Family, Mode as FamilyMode, UnsupportedModel, detect_family
 from sdedge.foreign_errors import RUNTIME_ERRORS
 from sdedge.image_fitting import composite
 from sdedge.modes import MODES, Mode
@@ -59,6 +60,7 @@ class OpenVINOEngine:
         self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
         self.device = devices.pick_device(requested_device)
+        self.family = _family_or_none(self.model_path)
         self.decoders = ("full", "tiny") if self._has_tiny_decoder(fast_decoder) else ("full",)
         self.fast_decoder = fast_decoder and "tiny" in self.decoders
         # LoRA needs adapters at construction (genai refuses them per call otherwise); None: LoRA is off
@@ -159,6 +161,8 @@ class OpenVINOEngine:
             compile_step(text2image)
             return Pipelines(text2image)
         compile_step(inpaint)
+        if self.family is not None and self.family.modes == frozenset({FamilyMode.INPAINT}):
+            return Pipelines(None, None, inpaint)  # a 9-channel model: genai refuses to derive the others
         return Pipelines(self._genai.Text2ImagePipeline(inpaint), self._genai.Image2ImagePipeline(inpaint), inpaint)
 
     def _static_pipelines(self, width: int, height: int, guided: bool, decoder: str) -> Pipelines:
@@ -184,7 +188,17 @@ class OpenVINOEngine:
             return self._sets[decoder]
         return self._static_pipelines(params.width, params.height, params.guidance_scale > 1.0, decoder)
 
+    def close(self) -> None:
+        """Drop every compiled pipeline (the pool unloads this model); the engine is unusable afterwards."""
+        with self._lock:
+            self._sets.clear()
+            self._static.clear()
+            self._schedulers.clear()
+            self._vae_encoder = None  # type: ignore[assignment]
+
     def _scheduler(self, sampler: str) -> Any:
+        if self.family is not None and SAMPLERS[sampler].genai_type not in (*self.family.samplers, "AUTO"):
+            sampler = "auto"  # flow-matching families run only their own scheduler (docs/FAMILIES.md)
         if sampler not in self._schedulers:
             kind = getattr(self._genai.Scheduler.Type, SAMPLERS[sampler].genai_type)
             config = self.model_path / "scheduler" / "scheduler_config.json"
@@ -194,8 +208,8 @@ class OpenVINOEngine:
     @property
     def supports_image_inputs(self) -> bool:
         """True when the model has a VAE encoder, so img2img, inpainting and style transfer work."""
-        sets = [self._sets["full"]] if self.device == "CPU" else list(self._static.values())
-        return bool(sets) and sets[0].inpaint is not None
+        sets = [self._sets.get("full")] if self.device == "CPU" else list(self._static.values())
+        return bool(sets) and sets[0] is not None and sets[0].inpaint is not None  # None: closed (unloaded)
 
     # -- generating --------------------------------------------------------------------------
     def generate(self, params: GenerationParams, on_step: StepCallback | None = None,
@@ -279,7 +293,8 @@ class OpenVINOEngine:
             "num_images_per_prompt": 1,
             "generator": genai_generator(params.seed_for(index)),
         }
-        if params.guidance_scale > 1.0:  # genai refuses a negative prompt it would ignore
+        takes_negative = self.family is None or self.family.negative_prompt
+        if params.guidance_scale > 1.0 and takes_negative:  # genai refuses a negative prompt it would ignore
             kwargs["negative_prompt"] = params.negative_prompt
         return kwargs
 
@@ -321,6 +336,14 @@ class _CallbackGuard:
         """Raise what on_step raised during the run, if anything."""
         if self.error is not None:
             raise self.error
+
+
+def _family_or_none(model_path: Path) -> Family | None:
+    """The folder's family (None when it cannot be told: the engine then behaves as for SD)."""
+    try:
+        return detect_family(model_path)
+    except UnsupportedModel:
+        return None
 
 
 def _ov_tensor(array: np.ndarray) -> Any:

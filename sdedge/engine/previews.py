@@ -25,7 +25,10 @@ def latent_to_rgb(latent: np.ndarray) -> np.ndarray:
     return np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
 
 
-def preview_image(latent: np.ndarray, width: int, height: int) -> Image.Image:
-    """A preview at the final image's size (nearest upscale of the 1/8-size approximation)."""
+def preview_image(latent: np.ndarray, width: int, height: int) -> Image.Image | None:
+    """A preview at the final image's size (nearest upscale of the 1/8-size approximation); None for latents
+    that are not 4-channel [.., 4, h, w] (SD3, FLUX: no fitted map yet, docs/FAMILIES.md)."""
+    if latent.ndim < 3 or latent.shape[-3] != LATENT_RGB.shape[0]:
+        return None
     small = Image.fromarray(latent_to_rgb(latent))
     return small.resize((width, height), Image.Resampling.NEAREST)

@@ -1,6 +1,7 @@
 """The HTTP surfaces, one blueprint module each; they translate HTTP and call the service layer.
 
-    native   POST /image, /health, /samplers, /models, /modes, /generated/<file>
+    native   POST /image, /health, /samplers, /modes, /generated/<file>
+    models   /models: the model library, downloads, deletion
     jobs     /generate/<mode>, /jobs..., /queue/status, Server-Sent Events
     a1111    AUTOMATIC1111's /sdapi/v1 generation, progress, interrupt, png-info
     a1111_listings  AUTOMATIC1111's /sdapi/v1 listings and options
@@ -22,12 +23,12 @@ from __future__ import annotations
 from flask import Flask
 
 from sdedge.routes import (
-    a1111, a1111_listings, account, denoising_demo, docs, jobs, mcp, metrics, native, openai, page, rq_demo,
+    a1111, a1111_listings, account, denoising_demo, docs, jobs, mcp, metrics, models, native, openai, page, rq_demo,
 )
 
 
 def register_blueprints(app: Flask) -> None:
     """Attach every surface to the app."""
-    for module in (native, jobs, page, account, a1111, a1111_listings, openai, rq_demo, denoising_demo, docs, metrics,
+    for module in (native, models, jobs, page, account, a1111, a1111_listings, openai, rq_demo, denoising_demo, docs, metrics,
                    mcp):
         app.register_blueprint(module.bp)

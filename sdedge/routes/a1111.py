@@ -65,7 +65,8 @@ class Txt2ImgRequest(BaseModel):
     height: int | None = Field(None, description="Default: the server's DEFAULT_SIZE.")
     send_images: bool = Field(True, description="False: answer without the images (they stay on the server).")
     save_images: bool = Field(False, description="Ignored: every image is kept in GENERATED_IMAGES_DIR.")
-    override_settings: dict[str, Any] | None = Field(None, description="Ignored.")
+    override_settings: dict[str, Any] | None = Field(
+        None, description="sd_model_checkpoint picks this request's model (id or title); other keys are ignored.")
     # sdedge's extra fields (A1111 has none for these; LoRAs also go in the prompt as <lora:name:weight>)
     preset: Literal["fast", "balanced", "quality"] | None = Field(
         None, description="sdedge extra: the model family's speed preset (GET /presets); explicit steps, cfg_scale "
@@ -182,6 +183,9 @@ def _native_body(req: Txt2ImgRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt or "", "num_images": count}
     if requested:  # without one the preset's (or the server's default) runs
         body["sampler"] = sampler
+    checkpoint = (req.override_settings or {}).get("sd_model_checkpoint")
+    if checkpoint:
+        body["model"] = str(checkpoint)
     seed = req.seed if req.seed is not None and req.seed >= 0 else None
     optional = {"seed": seed, "num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "width": req.width,
                 "height": req.height, "preset": req.preset, "decoder": req.decoder, "loras": req.loras}
@@ -230,7 +234,7 @@ def _info(svc: Services, job: Job, req: Txt2ImgRequest, paths: list[Any]) -> dic
         "subseed_strength": 0, "width": params.get("width"), "height": params.get("height"),
         "sampler_name": ran, "cfg_scale": params.get("guidance_scale"), "steps": params.get("steps"),
         "batch_size": req.batch_size or 1, "restore_faces": False, "face_restoration_model": None,
-        "sd_model_name": svc.loader.model_name(), "sd_model_hash": None, "sd_vae_name": None, "sd_vae_hash": None,
+        "sd_model_name": result.get("model") or svc.loader.model_name(), "sd_model_hash": result.get("model_hash"), "sd_vae_name": None, "sd_vae_hash": None,
         "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.get("strength", getattr(req, "denoising_strength", None)),
         "extra_generation_params": _extra_params(params, None if exact else f"{requested} is not available; ran {ran}"),

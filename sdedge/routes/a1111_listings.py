@@ -8,18 +8,16 @@ getter and every UI that fills a menu from these routes works.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from sdedge import generation_extras, lora_listing
-from sdedge.errors import InvalidRequest
 from sdedge.openapi_spec import documented
 from sdedge.routes.http_input import json_body
 from sdedge.samplers import SAMPLERS
-from sdedge.services import Services, services
+from sdedge.services import services
 
 bp = Blueprint("a1111_listings", __name__, url_prefix="/sdapi/v1")
 
@@ -54,7 +52,7 @@ class SdModel(BaseModel):
 
 
 class Options(BaseModel):
-    """The A1111 options we have; POST accepts any and applies sd_model_checkpoint (which must be ours)."""
+    """The A1111 options we have; POST accepts any and applies sd_model_checkpoint (the new default model)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -122,38 +120,32 @@ def schedulers() -> Response:
 @bp.get("/sd-models")
 @documented(responses={200: SdModelList})
 def sd_models() -> Response:
-    """The one model this server runs."""
-    svc = services()
-    name = svc.loader.model_name()
-    model = SdModel(title=name, model_name=name, filename=svc.loader.model_path or svc.settings.stable_diffusion_repo_id)
-    return jsonify([model.model_dump()])
+    """The installed models, the default first (title = model id; "id [hash]" is accepted too)."""
+    library = services().loader.library
+    # installed ones only: a client's model menu must not start a 17 GB download (GET /models lists the rest)
+    models = sorted((m for m in library.models() if m.installed), key=lambda m: not m.is_default)
+    return jsonify([SdModel(title=library.title(m), model_name=m.id, hash=library.model_hash(m),
+                            filename=str(m.folder)).model_dump() for m in models])
 
 
 @bp.get("/options")
 @documented(responses={200: Options})
 def get_options() -> Response:
-    """The A1111 options we have."""
-    return jsonify(Options(sd_model_checkpoint=services().loader.model_name()).model_dump())
+    """The A1111 options we have; sd_model_checkpoint is the default model's title."""
+    library = services().loader.library
+    default = library.get(library.default_id())
+    return jsonify(Options(sd_model_checkpoint=library.title(default),
+                           sd_checkpoint_hash=library.model_hash(default)).model_dump())
 
 
 @bp.post("/options")
 @documented(request=Options, responses={200: Null})
 def set_options() -> Response:
-    """Accept options; sd_model_checkpoint must name our model (any other key is ignored)."""
-    svc = services()
+    """Accept options; sd_model_checkpoint (id, name or title of one of /sd-models) becomes the default model."""
     wanted = json_body().get("sd_model_checkpoint")
-    if wanted is not None and not _is_our_model(svc, str(wanted)):
-        name = svc.loader.model_name()
-        raise InvalidRequest(f"model {wanted!r} not found; this server runs {name!r}",
-                             [{"field": "sd_model_checkpoint", "message": f"must be {name!r}", "type": "value_error"}])
+    if wanted is not None:
+        services().models.set_default(str(wanted))
     return jsonify(None)
-
-
-def _is_our_model(svc: Services, wanted: str) -> bool:
-    """True when wanted names our model by title, repo id or folder, with or without A1111's ' [hash]'."""
-    name = re.sub(r"\s*\[[0-9a-fA-F]*\]$", "", wanted).strip().lower()
-    ours = {svc.loader.model_name(), svc.settings.stable_diffusion_repo_id, svc.loader.model_path or ""}
-    return name in {value.lower().rstrip("/") for value in ours if value}
 
 
 @bp.post("/refresh-checkpoints")

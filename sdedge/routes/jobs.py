@@ -107,7 +107,8 @@ def queue_status() -> Response:
 @bp.get("/jobs/<job_id>/events")
 @documented(query=JobQuery, response_content="text/event-stream")
 def job_events(job_id: str) -> Response:
-    """Server-Sent Events: `progress` and `preview` as they happen, `done` (the job's view) at the end."""
+    """Server-Sent Events: `progress` (with the phase: loading model, generating) and `preview` as they happen,
+    `done` (the job's view) at the end."""
     generation = services().generation
     who = caller()
     images = query_args(JobQuery).images
@@ -141,10 +142,12 @@ def _new_events(view: dict[str, Any], sent: dict[str, Any]) -> list[str]:
     """The events a job view adds to what the stream already sent."""
     events = []
     detail = view["progressDetail"]
-    if detail != sent["progress"]:
-        sent["progress"] = detail
-        events.append(_sse("progress", {**detail, "progress": view["progress"], "status": view["status"],
-                                        "position": view["position"], "eta_seconds": view["eta_seconds"]}))
+    progress = {**detail, "phase": view["phase"]}  # a model load's progress is news too
+    if progress != sent["progress"]:
+        sent["progress"] = progress
+        events.append(_sse("progress", {**progress, "progress": view["progress"], "status": view["status"],
+                                        "position": view["position"], "eta_seconds": view["eta_seconds"],
+                                        "model": view["model"]}))
     if view["preview_url"] and view["preview_url"] != sent["preview"]:
         sent["preview"] = view["preview_url"]
         events.append(_sse("preview", {"url": view["preview_url"], "step": detail["step"]}))

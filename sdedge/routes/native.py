@@ -1,4 +1,4 @@
-"""The core HTTP API: POST /image, health, samplers, models, modes, LoRAs, presets and the generated files."""
+"""The core HTTP API: POST /image, health, samplers, modes, LoRAs, presets and the generated files (models: routes/models.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sdedge.errors import InvalidRequest, NotFound, detail, error_for
 from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
 from sdedge.request_schemas import ImageResponse
-from sdedge.response_schemas import Alive, Health, LoraList, ModeList, ModelList, PresetList, Ready, SamplerList
+from sdedge.response_schemas import Alive, Health, LoraList, ModeList, PresetList, Ready, SamplerList
 from sdedge.routes.http_input import idempotency_key, preferences, request_body
 from sdedge.service import GenerationService, iso
 from sdedge.services import services
@@ -115,6 +115,7 @@ def health() -> tuple[Response, int]:
     body["node"] = {"id": svc.generation.nodes.node, "name": svc.generation.nodes.name}
     if problem is None:
         body["workers"] = svc.generation.workers(caller())  # each device's (and remote model's) worker and job
+    body["models"] = svc.models.health()  # loaded models, their measured memory, downloads in progress
     if problem is None and not svc.generation.job_store.is_local:
         body["nodes"] = svc.generation.fleet(caller())  # a fleet on one database: every node's state
     return jsonify(health_view(body, caller())), 200 if body["ready"] else 503
@@ -143,14 +144,6 @@ def health_ready() -> tuple[Response, int]:
 def samplers() -> Response:
     """The samplers we run, with their genai scheduler and A1111 names."""
     return jsonify(server_status.sampler_list(services().settings))
-
-
-@bp.get("/models")
-@documented(responses={200: ModelList})
-def list_models() -> Response:
-    """The configured model: where it is and whether it is present and loaded."""
-    svc = services()
-    return jsonify(server_status.model_list(svc.settings, svc.loader))
 
 
 @bp.get("/modes")

@@ -57,7 +57,8 @@ class ImageGenerationRequest(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     prompt: str = Field(..., min_length=1)
-    model: str | None = Field(None, description="Accepted; the server's model is used.")
+    model: str | None = Field(None, description="A model id of GET /v1/models; dall-e-* and none: the default model; "
+                                              "unknown: 400 listing the available ones.")
     n: int | None = Field(1, ge=1, description="Images to generate, at most MAX_IMAGES (null: 1).")
     size: str | None = Field(None, pattern=r"^(auto|[0-9]{1,5}[xX][0-9]{1,5})$",
                              description="'WIDTHxHEIGHT' (multiples of 8) or 'auto' (DEFAULT_SIZE).")
@@ -200,23 +201,23 @@ def variations() -> Response:
 @bp.get("/models")
 @documented(responses={200: ModelList}, error=OpenAIErrorResponse)
 def list_models() -> Response:
-    """The one model this server runs."""
-    return jsonify(ModelList(data=[_model_card(services())]).model_dump())
+    """The installed models (the default first): the ones a request can name."""
+    return jsonify(ModelList(data=_model_cards(services())).model_dump())
 
 
 @bp.get("/models/<model_id>")
 @documented(responses={200: ModelCard}, error=OpenAIErrorResponse)
 def get_model(model_id: str) -> Response:
     """One model by id."""
-    card = _model_card(services())
-    if model_id != card.id:
-        raise NotFound(f"the model {model_id!r} does not exist; this server runs {card.id!r}",
-                       [{"field": "model"}])
-    return jsonify(card.model_dump())
+    cards = {card.id: card for card in _model_cards(services())}
+    if model_id not in cards:
+        raise NotFound(f"the model {model_id!r} does not exist; available: {', '.join(cards)}", [{"field": "model"}])
+    return jsonify(cards[model_id].model_dump())
 
 
-def _model_card(svc: Services) -> ModelCard:
-    return ModelCard(id=svc.loader.model_name(), created=int(svc.started_at))
+def _model_cards(svc: Services) -> list[ModelCard]:
+    models = sorted((m for m in svc.loader.library.models() if m.installed), key=lambda m: not m.is_default)
+    return [ModelCard(id=m.id, created=int(svc.started_at)) for m in models]
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -266,6 +267,7 @@ def _native_body(req: ImageGenerationRequest, width: int | None, height: int | N
                 "guidance_scale": req.guidance_scale, "seed": seed, "sampler": req.sampler,
                 "width": width, "height": height, "preset": req.preset, "decoder": req.decoder,
                 "loras": _loras_field(req.loras)}
+    optional["model"] = req.model
     return {"prompt": req.prompt, "num_images": req.n or 1, **{k: v for k, v in optional.items() if v is not None}}
 
 

@@ -68,6 +68,12 @@ export async function getHealth() {
 export const getSamplers = () => request("/samplers");
 /** The generation modes with their routes, image inputs and fields (limits and defaults applied). */
 export const getModes = () => request("/modes");
+
+export const getModels = () => request("/models");
+
+export const getModel = (id) => request(`/models/${encodeURIComponent(id)}`);
+
+export const downloadModel = (id) => request(`/models/${encodeURIComponent(id)}/download`, { method: "POST" });
 /** Queue a job on a mode's route (the `path` GET /modes gives). */
 export const submitJob = (path, payload) => request(path, { method: "POST", body: payload });
 // ?images=urls: the page shows the PNGs by URL, it never needs their base64 (result.images' default)

@@ -1,6 +1,6 @@
 // One job's card: its picture (shimmer, step preview, results), progress bar, status line and buttons.
 import { FINISHED } from "./api.js";
-import { formatSeconds, h } from "./dom.js";
+import { capitalize, formatSeconds, h } from "./dom.js";
 import { modeLabel } from "./modes.js";
 
 function jobSize(job) {
@@ -62,6 +62,11 @@ export function statusText(job, waiting = null) {
 function baseStatusText(job, waiting) {
   const p = job.progressDetail ?? { step: 0, total: 0, percent: 0 };
   if (job.status === "queued") return queueText(job, waiting);
+  if (job.status === "processing" && job.phase && job.phase.name !== "generating") {
+    const share = job.phase.progress === null || job.phase.progress === undefined ? ""
+      : ` · ${Math.round(job.phase.progress * 100)}%`;
+    return `${capitalize(job.phase.name)} ${job.model ?? ""}…${share}`.replace(" …", "…");
+  }
   if (job.status === "processing") {
     const eta = job.eta_seconds ? ` · about ${formatSeconds(job.eta_seconds)} left` : "";
     return p.total ? `Step ${p.step} of ${p.total} · ${Math.round(p.percent)}%${eta}` : "Starting…";
@@ -77,7 +82,9 @@ function baseStatusText(job, waiting) {
 /** Show a job's state; `waiting` (a reason or null) says the model is not loaded yet. */
 export function renderCard(parts, job, { canceling = false, waiting = null } = {}) {
   parts.card.dataset.status = job.status;
-  parts.bar.value = job.status === "completed" ? 100 : Number(job.progressDetail?.percent) || 0;
+  const loading = job.status === "processing" && job.phase && job.phase.name !== "generating";
+  parts.bar.value = job.status === "completed" ? 100
+    : loading ? Math.round((job.phase.progress ?? 0) * 100) : Number(job.progressDetail?.percent) || 0;
   const text = statusText(job, waiting);
   parts.status.textContent = canceling && !FINISHED.has(job.status) ? `Canceling… ${text}` : text;
   if (job.preview_url && !FINISHED.has(job.status)) showPreview(parts, job, job.preview_url, job.progressDetail?.step, canceling);

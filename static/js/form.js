@@ -13,9 +13,10 @@ import {
   checkPreset, checkedPreset, chosenSize, initSize, setSizeSpec, showSize, sizeProblems, updateSizeHint,
 } from "./size.js";
 import { loadSettings, saveSettings } from "./store.js";
-import { renderTabs, selectTab } from "./tabs.js";
+import { renderTabs, selectTab, setBlocked } from "./tabs.js";
 
-const state = { modes: [], mode: null, inputs: {}, mask: null, imageNote: "", ready: false };
+const state = { modes: [], mode: null, inputs: {}, mask: null, imageNote: "", ready: false, model: null,
+  blocked: new Map() };
 
 const form = () => $("generate-form");
 const inputImage = () => state.inputs[mainInput(state.mode)]?.value ?? null;
@@ -51,8 +52,31 @@ export function setImageModes(available, reason) {
   updateModeNote();
 }
 
+/** The chosen model: modes it cannot run are disabled with the reason; with applyDefaults its defaults fill the form. */
+export function setModel(model, { applyDefaults = false } = {}) {
+  state.model = model;
+  state.blocked = new Map(state.modes.filter((mode) => model && !model.modes.includes(mode.id)).map((mode) =>
+    [mode.id, `${model.name} (${model.family_name ?? model.family}) cannot run ${mode.label.toLowerCase()}`]));
+  setBlocked(state.blocked);
+  if (applyDefaults && model?.defaults) {
+    const d = model.defaults;
+    fields.setValue("num_inference_steps", d.steps);
+    fields.setValue("guidance_scale", d.guidance);
+    if ($("sampler")?.querySelector(`option[value="${d.sampler}"]`)) fields.setValue("sampler", d.sampler);
+    if (!sizeProblems({ width: d.size, height: d.size }).length) showSize(d.size, d.size);
+  }
+  if (state.blocked.has(state.mode?.id)) {
+    const runnable = state.modes.find((mode) => !state.blocked.has(mode.id));
+    if (runnable) setMode(runnable.id);
+  }
+  updateModeNote();
+  save();
+}
+
 function updateModeNote() {
-  const note = state.mode?.available === false ? state.mode.reason : state.mode?.inputs.length ? state.imageNote : "";
+  const blocked = state.blocked.get(state.mode?.id);
+  const note = blocked ?? (state.mode?.available === false ? state.mode.reason
+    : state.mode?.inputs.length ? state.imageNote : "");
   $("mode-note").textContent = capitalize(note);
   $("mode-note").hidden = !note;
 }
@@ -142,6 +166,7 @@ function payload(mode, size) {
   const body = {};
   for (const name of fields.formFields(mode)) body[name] = fields.typed(mode.fields[name], fields.readValue(name));
   if (size) Object.assign(body, { width: Number(size.width), height: Number(size.height) });
+  if (state.model) body.model = state.model.id;
   for (const name of mode.inputs) {
     body[name] = name === "mask" ? state.mask.toDataUrl() : state.inputs[name].value.dataUrl;
   }
@@ -153,6 +178,7 @@ export function buildRequest() {
   const mode = state.mode;
   const size = chosenSize(inputImage());
   const problems = problemsOf(mode, size);
+  if (state.blocked.has(mode.id)) problems.unshift({ field: "model", message: state.blocked.get(mode.id) });
   if (problems.length) throw new FormError(problems);
   return { mode: mode.id, path: mode.path, payload: { ...payload(mode, size), ...speedPayload() } };
 }

@@ -86,8 +86,8 @@ function openStream(entry) {
   const data = (event) => JSON.parse(event.data);
   source.addEventListener("progress", (event) => {
     const p = data(event);
-    render(entry, { status: p.status, position: p.position, eta_seconds: p.eta_seconds,
-      progress: p.progress, progressDetail: { step: p.step, total: p.total, percent: p.percent } });
+    render(entry, { status: p.status, position: p.position, eta_seconds: p.eta_seconds, phase: p.phase,
+      model: p.model, progress: p.progress, progressDetail: { step: p.step, total: p.total, percent: p.percent } });
   });
   source.addEventListener("preview", (event) => {
     const p = data(event);

@@ -33,3 +33,13 @@ export function selectTab(modeId, { focus = false } = {}) {
   }
   $("generate-form").setAttribute("aria-labelledby", `tab-${modeId}`);
 }
+
+/** Disable the tabs of modes the chosen model cannot run (blocked: mode id -> reason), with the reason as title. */
+export function setBlocked(blocked) {
+  for (const tab of tabs()) {
+    const reason = blocked.get(tab.dataset.mode);
+    tab.disabled = Boolean(reason);
+    tab.setAttribute("aria-disabled", String(Boolean(reason)));
+    if (reason) tab.title = reason;
+  }
+}
