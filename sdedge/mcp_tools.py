@@ -17,7 +17,7 @@ import anyio
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from sdedge import __version__, loras, server_status
+from sdedge import __version__, loras
 from sdedge.config import Settings
 from sdedge.errors import SdedgeError
 from sdedge.housekeeping import BEAT_EVERY_SECONDS

@@ -170,8 +170,8 @@ def image_file(image_id: str) -> Response:
 
 
 def _model_names(svc: Services) -> list[str]:
-    """The names GET /local/models lists and `model` takes (one model today; a model library extends this)."""
-    return [svc.loader.model_name()]
+    """The names GET /local/models lists and `model` takes: the installed models, the default first."""
+    return [m.id for m in sorted(svc.loader.library.models(), key=lambda m: not m.is_default) if m.installed]
 
 
 def _sampler(name: str | None, svc: Services) -> str:
