@@ -241,7 +241,7 @@ class GenerationService:
         return job
 
     def _emit(self, kind: Literal["submitted", "canceled"], job: Job) -> None:
-        self.events.emit(event_for(kind, job, model=self.settings.stable_diffusion_repo_id, node=self.nodes.node))
+        self.events.emit(event_for(kind, job, model=self.loader.model_name(), node=self.nodes.node))
 
     def interrupt(self, caller: Principal) -> Job | None:
         """Stop the job this process is running (A1111's interrupt), if it is the caller's."""

@@ -68,7 +68,8 @@ def test_counters_move_as_jobs_succeed_fail_and_are_canceled(app: Flask, client:
     assert client.get("/no-such-page").status_code == 404
 
     after = scrape(client)
-    jobs = {event: value(after, "sdedge_jobs_total", event=event, mode="text2img", model=model)
+    job_model = app.extensions["sdedge"].loader.model_name()  # jobs are labelled by their model's id (GET /models)
+    jobs = {event: value(after, "sdedge_jobs_total", event=event, mode="text2img", model=job_model)
             for event in ("submitted", "succeeded", "failed", "canceled")}
     assert jobs == {"submitted": 3, "succeeded": 1, "failed": 1, "canceled": 1}
     assert value(after, "sdedge_job_duration_seconds_count", status="succeeded") == 1
