@@ -56,7 +56,8 @@ def test_a_server_logs_each_job_event_as_one_json_line(tmp_path: Path) -> None:
     mine = {line["event"]: line for line in found if line["job_id"] == job["id"]}
     assert ["submitted", "started", "succeeded"] == [e for e in mine if e != "progress"]
     done = mine["succeeded"]
-    assert done["mode"] == "text2img" and done["model"] == server.env["STABLE_DIFFUSION_REPO_ID"]
+    # the model's id in the library (GET /models): the folder's name for a local STABLE_DIFFUSION_REPO_ID
+    assert done["mode"] == "text2img" and done["model"] == Path(server.env["STABLE_DIFFUSION_REPO_ID"]).name.lower()
     assert done["node"].startswith("node-") and done["run_seconds"] > 0 and done["queue_wait_seconds"] >= 0
     assert set(done["stage_seconds"]) >= {"denoise", "decode", "save"}
     assert any(line["event"] == "canceled" and line["job_id"] == queued["id"] for line in found)
