@@ -281,7 +281,7 @@ class Worker:
 
     def emit(self, kind: Kind, job: Job, **facts: object) -> None:
         """Tell the job event listeners (metrics, JSON logs) what happened to job on this node."""
-        self.events.emit(event_for(kind, job, model=self.loader.model_name(), node=self.node,
+        self.events.emit(event_for(kind, job, model=self.source.model_name(), node=self.node,
                                    now=time.time(), **facts))
 
     def _cleanup(self, job: Job) -> None:
