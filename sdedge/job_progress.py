@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sdedge.engine.loader import EngineLoader
 from sdedge.engine.params import Engine
@@ -67,3 +68,10 @@ def engine_for_job(loader: EngineLoader, progress: Progress | None, notify: Call
         progress.started = time.monotonic()  # the ETA counts denoising steps, not the load
     notify()
     return engine
+
+
+def phase_of(running: bool, live: Progress | None) -> dict[str, Any] | None:
+    """What a running job is doing: loading its model (with progress) or generating; None when not running."""
+    if live is not None:
+        return {"name": live.phase, "progress": live.load_progress()}
+    return {"name": "generating", "progress": None} if running else None

@@ -13,8 +13,22 @@ from dataclasses import replace
 from typing import Any
 
 from sdedge.engine.params import GenerationParams
-from sdedge.errors import Conflict, InvalidRequest, detail
+from sdedge.engine.loader import EngineLoader
+from sdedge.errors import Conflict, InvalidRequest, ModelError, detail
 from sdedge.model_library import ModelEntry
+from sdedge.request_schemas import GenerateRequest
+
+
+def checked_entry(loader: EngineLoader, mode: str, parsed: GenerateRequest) -> ModelEntry:
+    """The local model a request names, checked: it runs the mode, is installed (or fetched for the job), and
+    takes the request's images."""
+    entry = loader.library.resolve(parsed.model)
+    check_mode(entry, mode)
+    if not loader.settings.use_mocks:  # the mock engine draws for any model
+        check_installed(entry, loader.settings.auto_download_models)
+    if parsed.image_fields() and loader.ready and not loader.supports_image_inputs(entry.id):
+        raise ModelError("this model has no VAE encoder: image-to-image, inpainting and style transfer are unavailable")
+    return entry
 
 
 def check_mode(entry: ModelEntry, mode: str) -> None:
@@ -35,9 +49,10 @@ def check_installed(entry: ModelEntry, auto_download: bool) -> None:
         raise Conflict(message, detail("model", message, "not_installed", model=entry.id))
 
 
-def fit_params(entry: ModelEntry, params: GenerationParams) -> tuple[GenerationParams, list[dict[str, Any]]]:
-    """The parameters the family can take, and a note for each one changed; 400 for a size it cannot take."""
-    family = entry.family_info
+def fit_params(entry: ModelEntry | None, params: GenerationParams) -> tuple[GenerationParams, list[dict[str, Any]]]:
+    """The parameters the family can take, and a note for each one changed; 400 for a size it cannot take (a
+    remote model, entry None, is its engine's to check)."""
+    family = entry.family_info if entry else None
     if family is None:
         return params, []
     multiple = family.size_multiple
@@ -45,12 +60,12 @@ def fit_params(entry: ModelEntry, params: GenerationParams) -> tuple[GenerationP
     if bad:
         problems = [detail(name, f"must be a multiple of {multiple} for {family.name} models, got {value}", "limit")
                     for name, value in bad]
-        raise InvalidRequest(f"{entry.id}: width and height must be multiples of {multiple} for {family.name}", problems)
+        raise InvalidRequest(f"{entry.id if entry else 'model'}: width and height must be multiples of {multiple} for {family.name}", problems)
     notes: list[dict[str, Any]] = []
     if params.negative_prompt and not family.negative_prompt:
         notes.append({"field": "negative_prompt", "message": f"ignored: {family.name} takes no negative prompt"})
         params = replace(params, negative_prompt="")
-    if entry.flow_matching and params.sampler != "auto":
+    if entry is not None and entry.flow_matching and params.sampler != "auto":
         notes.append({"field": "sampler", "message": f"{params.sampler} replaced by the model's own scheduler: "
                                                      f"{family.name} runs flow matching only"})
         params = replace(params, sampler="auto")

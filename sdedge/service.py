@@ -39,7 +39,7 @@ from sdedge.ownership import check_visible, job_id_of_file, mask_nodes, owned_ke
 from sdedge.placement import Placement, place
 from sdedge.principal import SYSTEM, Principal
 from sdedge.request_schemas import GenerateRequest
-from sdedge.job_progress import Progress
+from sdedge.job_progress import Progress, phase_of
 from sdedge.worker_pool import WorkerPool
 
 MAX_LIST_LIMIT = 200
@@ -94,12 +94,8 @@ class GenerationService:
         if key and (existing := self.job_store.find_by_key(key)):
             return Submission(existing, False)
         placement = self.placement(spec.mode.value, parsed)
-        entry = None if placement.remote else self.loader.library.resolve(parsed.model)
-        if entry is not None:  # a local model: the library's checks (a remote engine checks its own)
-            model_checks.check_mode(entry, spec.mode.value)
-            if not self.settings.use_mocks:  # the mock engine draws for any model
-                model_checks.check_installed(entry, self.settings.auto_download_models)
-            self._check_image_support(parsed, entry.id)
+        # a local model: the library's checks (a remote engine checks its own)
+        entry = None if placement.remote else model_checks.checked_entry(self.loader, spec.mode.value, parsed)
         self._check_queue_room()
         check_queue_share(self.job_store, self.settings, caller)
         defaults = self.loader.library.settings_for(entry) if entry else self.settings  # the model's defaults
@@ -213,11 +209,6 @@ class GenerationService:
             raise ModelNotReady(self.loader.reason or "the model is not available",
                                 detail(None, self.loader.reason or "the model is not available", "state",
                                        state=self.loader.state.value))
-
-    def _check_image_support(self, parsed: GenerateRequest, model_id: str) -> None:
-        if parsed.image_fields() and self.loader.ready and not self.loader.supports_image_inputs(model_id):
-            raise ModelError("this model has no VAE encoder: image-to-image, inpainting and style transfer "
-                             "are unavailable")
 
     def _check_queue_room(self) -> None:
         queued = self.job_store.counts()[JobStatus.QUEUED.value]
@@ -355,15 +346,8 @@ class GenerationService:
                           preview_url=self._preview_url(job, live), node=self._node(job.node))
         view = render(job, state, Files(self.file_url, self.read_file, self.loader.model_name()), images)
         # which workers may run it, and the model library's fields: what it does now, what its family dropped
-        return {**view, "model": job.model, "device": job.device, "phase": self._phase(job, live),
+        return {**view, "model": job.model, "device": job.device, "phase": phase_of(job.status is JobStatus.RUNNING, live),
                 "adjusted": job.params.get("adjusted") or []}
-
-    @staticmethod
-    def _phase(job: Job, live: Progress | None) -> dict[str, Any] | None:
-        """What a running job is doing: loading its model (with progress) or generating."""
-        if live is not None:
-            return {"name": live.phase, "progress": live.load_progress()}
-        return {"name": "generating", "progress": None} if job.status is JobStatus.RUNNING else None
 
     def _node(self, node: str | None) -> dict[str, str] | None:
         """A node's id and name, names cached for a few seconds (every job view names one)."""
