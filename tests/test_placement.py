@@ -23,9 +23,10 @@ def postgres() -> Iterator[PostgresServer]:
 def test_a_name_that_is_no_remote_model_runs_on_the_local_model(tmp_path: Path) -> None:
     client = start_app(make_settings(tmp_path)).test_client()
     job = client.post("/generate/text2img", json={"prompt": "x", "model": "stable-diffusion-v1-5", "steps": 1})
-    assert job.status_code == 202 and job.get_json()["model"] is None
+    # the model library: SD 1.5's name, not downloaded, is served by the default model (an SD 1.x one)
+    assert job.status_code == 202 and job.get_json()["model"] == "tiny-sd-int8-ov"
     models = client.get("/models").get_json()["models"]
-    assert [m["source"] for m in models] == ["local"]
+    assert models[0]["source"] == "configured" and not [m for m in models if m["source"] == "remote"]
 
 
 def test_any_node_of_the_fleet_takes_jobs_for_another_node_s_remote_model(tmp_path: Path,
@@ -37,7 +38,8 @@ def test_any_node_of_the_fleet_takes_jobs_for_another_node_s_remote_model(tmp_pa
                                         remote_engines=engines, worker_poll_seconds=0.2)).test_client()
         beta = start_app(make_settings(tmp_path / "beta", database_url=url, node_name="beta",
                                        worker_poll_seconds=0.2)).test_client()
-        assert [m["id"] for m in alpha.get("/models").get_json()["models"]][1:] == ["sai"]
+        listed = alpha.get("/models").get_json()["models"]
+        assert [m["id"] for m in listed if m["source"] == "remote"] == ["sai"] and listed[-1]["id"] == "sai"
         # beta knows the model from the nodes table, once alpha's workers were recorded there
         wait_for(lambda: any((w.get("remote") or {}).get("id") == "sai" for node in
                              beta.get("/queue/status").get_json()["nodes"] for w in node["workers"]), timeout=60)
