@@ -17,6 +17,7 @@ from sdedge.fair_use import SubmissionMeter
 from sdedge.file_store import FileStore
 from sdedge.job_events import JobEvents
 from sdedge.job_store import JobStore
+from sdedge.lora_listing import presets_view
 from sdedge.model_downloads import ModelDownloads
 from sdedge.model_library import ModelLibrary
 from sdedge.model_service import ModelService
@@ -87,6 +88,8 @@ def build_services(settings: Settings) -> Services:
     generation = GenerationService(settings, job_store, images, input_file_store, loaders[0], notifier, worker, nodes,
                                    events)
     accounts = AccountStore(job_store.db)
+    # each model's presets in GET /models (what each runs and needs), through the library's extras hook
+    library.extras.append(lambda m: {"presets": presets_view(settings, m.folder if m.installed else None)["presets"]})
     models = ModelService(loaders[0], ModelDownloads(settings, library))
     return Services(settings, generation, loaders[0], images, worker, accounts, Authenticator(accounts, settings), nodes,
                     events, models)
