@@ -94,8 +94,12 @@ class EnginePool:
                 item.last_used = time.time()
                 self._loaded.move_to_end(model_id)
                 return item.engine
-            self._make_room(model_id)
-            self.loading = model_id
+            self.loading = model_id  # from the first unload on: the switch is under way
+            try:
+                self._make_room(model_id)
+            except BaseException:
+                self.loading = None
+                raise
         try:
             started, before = time.perf_counter(), rss_bytes()
             engine = build(model_id, report or (lambda phase, fraction: None))
