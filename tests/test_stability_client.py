@@ -141,7 +141,7 @@ def test_jobs_for_the_stability_model_run_through_the_queue(tmp_path: Path, api:
     local = client.post("/generate/text2img", json={"prompt": "local", "steps": 1}).get_json()
     local = wait_for(lambda: (j := client.get(f"/jobs/{local['id']}").get_json())["status"] == "completed" and j,
                      timeout=120)
-    assert local["model"] is None and local["result"]["worker"]["label"] == "CPU"  # the local device ran it
+    assert local["model"] == "tiny-sd-int8-ov" and local["result"]["worker"]["label"] == "CPU"  # the local device ran it
 
 
 def test_requests_a_remote_model_cannot_run_are_refused(tmp_path: Path, api: StabilityStandIn) -> None:

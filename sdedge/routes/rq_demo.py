@@ -10,7 +10,7 @@ and statuses are RQ's job states):
     GET  /status/{image_id}      {"image_id", "status": queued|started|finished|failed|canceled, ...}
     GET  /image/{image_id}       the PNG, once finished (404 before)
     POST /images                 the seed's Stability AI path: the same job on a REMOTE_ENGINES entry of
-                                 kind "stability" (503 naming the setting when there is none)
+                                 kind "stability" (404 naming the setting when there is none)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from flask import Blueprint, Response, jsonify, send_file
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from sdedge.auth import caller
-from sdedge.errors import InvalidRequest, ModelError, NotFound, detail
+from sdedge.errors import InvalidRequest, NotFound, detail
 from sdedge.job_store import JobStatus
 from sdedge.openapi_spec import documented
 from sdedge.remote.models import remote_models
@@ -127,7 +127,7 @@ def remote_image() -> tuple[Response, int, dict[str, str]]:
     req = RemoteImageRequest.model_validate(json_body())
     engines = [m.id for m in remote_models(svc.settings) if m.kind == "stability"]
     if not engines:
-        raise ModelError('no Stability AI engine: add {"id": "stability", "kind": "stability", "url": '
+        raise NotFound('this server has no Stability AI engine: add {"id": "stability", "kind": "stability", "url": '
                          '"https://api.stability.ai"} to REMOTE_ENGINES and set STABILITY_API_KEY (README: remote '
                          'engines), or use POST /local/images')
     if req.model is not None and req.model not in engines:

@@ -108,6 +108,8 @@ def test_paint_a_mask_and_inpaint(browsing: Browsing, page: Any, tmp_path: Path,
     page.get_by_label("Image to edit file").set_input_files(input_png(tmp_path, "photo.png", size))
     canvas = page.locator("#mask-canvas")
     expect(canvas).to_be_visible()
+    # Paint where a person would: with the canvas scrolled up, not under the sticky Generate bar.
+    canvas.evaluate("el => el.scrollIntoView({block: 'start'})")
     box = canvas.bounding_box()
     assert box
     y = box["y"] + box["height"] * 0.5
