@@ -263,10 +263,12 @@ def make_loras(folder: Path) -> None:
 
 def make_tiny_decoder(ir: Path) -> None:
     """The random TAESD-architecture decoder and encoder beside the IR (scripts/make_tiny_vae.py)."""
-    from make_tiny_vae import DECODER_DIR, SEED as VAE_SEED, build_autoencoder, export
+    from make_tiny_vae import SEED as VAE_SEED
 
-    if not (ir / DECODER_DIR / "openvino_model.xml").is_file():
-        export(build_autoencoder(None, tiny=False), ir, f"random weights, torch.manual_seed({VAE_SEED}), TAESD architecture")
+    from sdedge.tiny_autoencoder import convert_tiny_autoencoder
+
+    if not (ir / "vae_decoder_tiny" / "openvino_model.xml").is_file():
+        convert_tiny_autoencoder(ir, None, random_weights=True, tiny=False, seed=VAE_SEED)
 
 
 def build_family(family: str, src: Path, out: Path, weight_format: str, force: bool) -> None:
