@@ -15,7 +15,7 @@ from sdedge.errors import Conflict, Forbidden, detail
 from sdedge.model_downloads import ModelDownloads
 from sdedge.model_library import ModelEntry, ModelLibrary
 from sdedge.principal import Principal
-from sdedge.remote.models import remote_models
+from sdedge.remote.models import RemoteModel, remote_models
 
 
 class ModelService:
@@ -58,8 +58,7 @@ class ModelService:
     def list_view(self) -> dict[str, Any]:
         """GET /models."""
         models = self.library.models()
-        remote = [{**model.describe(), "source": "remote", "loaded": model.problem is None}  # REMOTE_ENGINES' models
-                  for model in remote_models(self.settings)]
+        remote = [_remote_view(model) for model in remote_models(self.settings)]
         return {"models": [*(self.describe(m) for m in models), *remote],
                 "default": next(m.id for m in models if m.is_default),
                 "models_dir": str(self.settings.models_dir), "pool": self.loader.pool.status()}
@@ -113,3 +112,10 @@ class ModelService:
 def _admin_only(caller: Principal, what: str) -> None:
     if not caller.sees_all:
         raise Forbidden(f"only an admin may {what}", detail(None, f"only an admin may {what}", "forbidden"))
+
+
+def _remote_view(model: RemoteModel) -> dict[str, Any]:
+    """A REMOTE_ENGINES model in seed 002's shape too (its description says where it runs)."""
+    kind = "Stability AI API" if model.kind == "stability" else "AUTOMATIC1111-compatible server"
+    return {**model.describe(), "source": "remote", "loaded": model.problem is None, "type": "remote",
+            "version": model.model, "description": f"{kind} at {model.url}" + (f" ({model.model})" if model.model else "")}

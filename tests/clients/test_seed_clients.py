@@ -76,7 +76,6 @@ def test_seed_002_filters_by_every_seed_status(base: str, status: str) -> None:
     assert isinstance(seed_002.list_jobs(base, status), list)  # 200, every item in that status
 
 
-@gap("issue 19.2: /models lacks name, description, type, version")
 def test_seed_002_models(base: str) -> None:
     assert seed_002.models(base)[0]["loaded"] is True
 
