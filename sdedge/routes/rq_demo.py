@@ -37,33 +37,32 @@ _STATUS: dict[JobStatus, RqStatus] = {JobStatus.QUEUED: "queued", JobStatus.RUNN
                                       JobStatus.CANCELED: "canceled"}
 
 
-class LocalImageRequest(BaseModel):
-    """POST /local/images: a prompt and, optionally, a model and sampler from the listings."""
+class _ImageRequest(BaseModel):
+    """The fields both of the seed's submission routes take."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     prompt: str = Field(..., description="What to draw.")
     negative_prompt: str = Field("", description="What to avoid.")
-    model: str | None = Field(None, description="One of GET /local/models (default: the server's model).")
-    sampler_name: str | None = Field(None, description="One of GET /local/sampler_names (default: DEFAULT_SAMPLER).")
-    steps: int | None = Field(None, ge=1, description="Denoising steps (default DEFAULT_STEPS).")
-    cfg_scale: float | None = Field(None, ge=0, le=30, description="Guidance scale (default DEFAULT_GUIDANCE_SCALE).")
     width: int | None = Field(None, description="Width (default DEFAULT_SIZE).")
     height: int | None = Field(None, description="Height (default DEFAULT_SIZE).")
     seed: int | None = Field(None, description="Seed; -1 or absent: random.")
 
 
-class RemoteImageRequest(BaseModel):
-    """POST /images: a prompt for the Stability AI engine (a REMOTE_ENGINES entry of kind "stability")."""
+class LocalImageRequest(_ImageRequest):
+    """POST /local/images: a prompt and, optionally, a model and sampler from the listings."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model: str | None = Field(None, description="One of GET /local/models (default: the server's model).")
+    sampler_name: str | None = Field(None, description="One of GET /local/sampler_names (default: DEFAULT_SAMPLER).")
+    steps: int | None = Field(None, ge=1, description="Denoising steps (default DEFAULT_STEPS).")
+    cfg_scale: float | None = Field(None, ge=0, le=30, description="Guidance scale (default DEFAULT_GUIDANCE_SCALE).")
 
-    prompt: str = Field(..., description="What to draw.")
-    negative_prompt: str = Field("", description="What to avoid.")
+
+class RemoteImageRequest(_ImageRequest):
+    """POST /images: a prompt for the Stability AI engine (a REMOTE_ENGINES entry of kind "stability");
+    the API answers at the documented aspect ratio nearest to width x height."""
+
     model: str | None = Field(None, description="A Stability REMOTE_ENGINES id (default: the first one).")
-    width: int | None = Field(None, description="Width (the API answers at the nearest aspect ratio it offers).")
-    height: int | None = Field(None, description="Height.")
-    seed: int | None = Field(None, description="Seed; -1 or absent: random.")
 
 
 class Queued(BaseModel):
@@ -109,14 +108,8 @@ def local_image() -> tuple[Response, int, dict[str, str]]:
     if req.model is not None and req.model not in _model_names(svc):
         message = f"unknown model {req.model!r}; GET /local/models lists {_model_names(svc)}"
         raise InvalidRequest(message, detail("model", message, "enum", valid=_model_names(svc)))
-    body: dict[str, object] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt,
-                               "sampler": _sampler(req.sampler_name, svc)}
-    optional = {"num_inference_steps": req.steps, "guidance_scale": req.cfg_scale, "width": req.width,
-                "height": req.height, "seed": req.seed, "model": req.model}
-    body.update({key: value for key, value in optional.items() if value is not None})
-    job = svc.generation.submit("text2img", body, caller=caller()).job
-    answer = Queued(image_id=job.id, status=_STATUS[job.status])
-    return jsonify(answer.model_dump()), 202, {"Location": f"/status/{job.id}"}
+    return _queue(svc, req, {"sampler": _sampler(req.sampler_name, svc), "num_inference_steps": req.steps,
+                             "guidance_scale": req.cfg_scale, "model": req.model})
 
 
 @bp.post("/images")
@@ -133,13 +126,7 @@ def remote_image() -> tuple[Response, int, dict[str, str]]:
     if req.model is not None and req.model not in engines:
         message = f"unknown Stability engine {req.model!r}; REMOTE_ENGINES has {engines}"
         raise InvalidRequest(message, detail("model", message, "enum", valid=engines))
-    body: dict[str, object] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt,
-                               "model": req.model or engines[0]}
-    optional = {"width": req.width, "height": req.height, "seed": req.seed}
-    body.update({key: value for key, value in optional.items() if value is not None})
-    job = svc.generation.submit("text2img", body, caller=caller()).job
-    answer = Queued(image_id=job.id, status=_STATUS[job.status])
-    return jsonify(answer.model_dump()), 202, {"Location": f"/status/{job.id}"}
+    return _queue(svc, req, {"model": req.model or engines[0]})
 
 
 @bp.get("/status/<image_id>")
@@ -167,6 +154,16 @@ def image_file(image_id: str) -> Response:
     if path is None:
         raise NotFound(f"image {image_id} is not ready: its job is {_STATUS[job.status]}")
     return send_file(path, mimetype="image/png", max_age=86400)
+
+
+def _queue(svc: Services, req: _ImageRequest, fields: dict[str, object]) -> tuple[Response, int, dict[str, str]]:
+    """Submit a text-to-image job from the shared fields and the route's own; answer 202 with its image_id."""
+    body: dict[str, object] = {"prompt": req.prompt, "negative_prompt": req.negative_prompt}
+    given = {"width": req.width, "height": req.height, "seed": req.seed, **fields}
+    body.update({key: value for key, value in given.items() if value is not None})
+    job = svc.generation.submit("text2img", body, caller=caller()).job
+    answer = Queued(image_id=job.id, status=_STATUS[job.status])
+    return jsonify(answer.model_dump()), 202, {"Location": f"/status/{job.id}"}
 
 
 def _model_names(svc: Services) -> list[str]:
