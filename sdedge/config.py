@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         True, description="Build the pipelines so LoRA adapters apply per request (<lora:name:weight>, `loras`) "
                           "without recompiling; false: plain pipelines, a little less memory, LoRA requests get 400."
     )
+    lora_preload: bool = Field(
+        False, description="Build the pipelines LoRA-ready at load. false: plain pipelines until the first request "
+                           "with a LoRA, which rebuilds that model's pipelines once (LoRA-ready steps cost about 1.5x "
+                           "a plain one at 512x512, docs/BENCHMARKS.md)."
+    )
+    lora_release_after: int = Field(
+        0, ge=0, le=10_000, description="LoRA-free jobs a LoRA-ready model still runs before it is rebuilt plain "
+                                        "(faster); 0: the first one is plain, so a LoRA-free image is the same bytes "
+                                        "whatever ran before. Ignored with LORA_PRELOAD=true (always LoRA-ready)."
+    )
     lora_dir: Path | None = Field(
         None, description="Folder of LoRA .safetensors files (A1111/kohya or diffusers/PEFT layout); default "
                           "DATA_DIR/loras."

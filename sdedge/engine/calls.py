@@ -95,3 +95,20 @@ def _needs_image(ctx: CallContext, params: GenerationParams, inputs: ImageInputs
     if ctx.pipes.inpaint is None or inputs.image is None:
         raise GenerationError(f"{params.mode} needs an input image and a model with a VAE encoder")
     return inputs.image
+
+
+def add_timings(timings: dict[str, float], metrics: Any) -> None:
+    """Sum genai's per-stage durations (ms) over the images of one request."""
+    stages = {
+        "text_encoder_ms": metrics.get_text_encoder_infer_duration,
+        "unet_ms": metrics.get_unet_infer_duration,
+        "vae_decoder_ms": metrics.get_vae_decoder_infer_duration,
+        "generate_ms": metrics.get_generate_duration,
+    }
+    for name, read in stages.items():
+        try:
+            value = read()
+            value = value.mean if hasattr(value, "mean") else float(value)
+        except Exception:  # noqa: BLE001 - a stage that did not run has no metric
+            continue
+        timings[name] = round(timings.get(name, 0.0) + float(value), 3)

@@ -19,6 +19,7 @@ from typing import Any
 from sdedge import model_files
 from sdedge.config import Settings
 from sdedge.engine.mock import MockEngine
+from sdedge.engine.lora_state import LoraPolicy
 from sdedge.engine.openvino import OpenVINOEngine
 from sdedge.engine.params import Engine, GenerationParams
 from sdedge.engine.pool import EnginePool, LoadReport, rss_bytes
@@ -174,6 +175,7 @@ class EngineLoader:
             lora_dir=self.settings.loras_dir if self.settings.lora_enabled else None,
             lora_cache_size=self.settings.lora_cache_size,
             lora_coverage=self.settings.lora_coverage,
+            lora_policy=LoraPolicy(self.settings.lora_preload, self.settings.lora_release_after),
             static_cache_size=self.settings.static_pipeline_cache_size,
         )
 

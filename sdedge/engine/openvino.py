@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sdedge.engine.calls import CallContext, PipelineCall, Pipelines
+from sdedge.engine.calls import CallContext, PipelineCall, Pipelines, add_timings
 from sdedge.engine import devices
 from sdedge.engine.params import (
     GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
 )
 from sdedge.engine.style import VaeEncoder, adain
-from sdedge.engine.lora_state import EngineLoras, encoder_prompt
+from sdedge.engine.lora_state import EngineLoras, LoraPolicy, encoder_prompt
 from sdedge.errors import GenerationCanceled, GenerationError, InvalidRequest, map_exceptions
 from sdedge.families import Family, Mode as FamilyMode, UnsupportedModel, detect_family
 from sdedge.foreign_errors import RUNTIME_ERRORS
@@ -47,7 +47,7 @@ class OpenVINOEngine:
 
     def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
                  static_cache_size: int = 4, fast_decoder: bool = False, lora_dir: Path | None = None,
-                 lora_cache_size: int = 8, lora_coverage: str = "all") -> None:
+                 lora_cache_size: int = 8, lora_coverage: str = "all", lora_policy: LoraPolicy | None = None) -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
@@ -64,7 +64,8 @@ class OpenVINOEngine:
         self.decoders = ("full", "tiny") if self._has_tiny_decoder(fast_decoder) else ("full",)
         self.fast_decoder = fast_decoder and "tiny" in self.decoders
         # LoRA needs adapters at construction (genai refuses them per call otherwise); None: LoRA is off
-        self._loras = EngineLoras(self.model_path, lora_dir, lora_cache_size, lora_coverage) if lora_dir else None
+        self._loras = EngineLoras(self.model_path, lora_dir, lora_cache_size, lora_coverage, lora_policy) \
+            if lora_dir else None
         self._load_pipelines()
         self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
 
@@ -100,7 +101,23 @@ class OpenVINOEngine:
         return "tiny" if self.fast_decoder else "full"
 
     def _adapter_kwargs(self) -> dict[str, Any]:
-        return self._loras.enabling() if self._loras else {}
+        return self._loras.enabling() if self._loras and self._loras.ready else {}
+
+    def _match_lora_readiness(self, params: GenerationParams) -> None:
+        """Rebuild the pipelines with (or without) adapters when this job needs the other kind."""
+        if self._loras is None or self._loras.wants_ready(params.loras) == self._loras.ready:
+            return
+        ready = not self._loras.ready
+        log.info("rebuilding %s's pipelines %s", self.model_path.name, "LoRA-ready" if ready else "plain")
+        self._sets.clear()  # drop the old compiled models first: never two UNets in memory at once
+        self._static.clear()
+        self._loras.set_ready(ready)
+        try:
+            self._load_pipelines()
+        except Exception:
+            self._loras.set_ready(not ready)  # keep serving as before; this job fails with the reason
+            self._load_pipelines()
+            raise
 
     def _build_shared(self) -> dict[str, Pipelines]:
         """CPU with the tiny autoencoder installed: a full-VAE and a tiny-VAE pipeline set built on one
@@ -220,6 +237,7 @@ class OpenVINOEngine:
         spec = MODES[Mode(params.mode)]
         output = GenerationOutput([], [])
         with self._lock:  # a genai pipeline runs one generate at a time
+            self._match_lora_readiness(params)
             ctx = CallContext(self._pipelines(params), self._stylize)
             if spec.stylizes:
                 inputs = self._stylize(ctx.pipes, params, inputs)
@@ -246,7 +264,7 @@ class OpenVINOEngine:
             if any(lora.weight for lora in params.loras):
                 raise InvalidRequest("LoRA is switched off on this server (LORA_ENABLED=false)")
             return {}
-        return {"adapters": self._loras.config(params.loras)}
+        return {"adapters": self._loras.config(params.loras)} if self._loras.ready else {}
 
     def decode_latent(self, latent: np.ndarray, params: GenerationParams) -> Image.Image:
         """A stopped run's last latent as an image (one VAE decode), as A1111 shows an interrupted image."""
@@ -279,7 +297,7 @@ class OpenVINOEngine:
             stopped = GenerationCanceled("generation canceled")
             stopped.partial = guard.latent  # generate() wraps it with the images made before
             raise stopped
-        _add_timings(timings, call.pipe.get_performance_metrics())  # the pipeline that ran, not always text2image
+        add_timings(timings, call.pipe.get_performance_metrics())  # the pipeline that ran, not always text2image
         image = Image.fromarray(np.asarray(tensor.data)[0])
         if call.keep_outside is not None:
             original, mask = call.keep_outside
@@ -304,7 +322,8 @@ class OpenVINOEngine:
                                                            for w, h, g, d in self._static]
         return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3),
                 "image_inputs": self.supports_image_inputs, "decoder": self.default_decoder,
-                "decoders": list(self.decoders), "lora": self._loras is not None}
+                "decoders": list(self.decoders), "lora": self._loras is not None,
+                "lora_ready": bool(self._loras and self._loras.ready)}
 
 
 class _CallbackGuard:
@@ -366,20 +385,3 @@ def _latent_array(latent: Any) -> np.ndarray | None:
         return np.array(latent.data, copy=True)
     except Exception:  # noqa: BLE001 - previews are optional; never fail a step for one
         return None
-
-
-def _add_timings(timings: dict[str, float], metrics: Any) -> None:
-    """Sum genai's per-stage durations (ms) over the images of one request."""
-    stages = {
-        "text_encoder_ms": metrics.get_text_encoder_infer_duration,
-        "unet_ms": metrics.get_unet_infer_duration,
-        "vae_decoder_ms": metrics.get_vae_decoder_infer_duration,
-        "generate_ms": metrics.get_generate_duration,
-    }
-    for name, read in stages.items():
-        try:
-            value = read()
-            value = value.mean if hasattr(value, "mean") else float(value)
-        except Exception:  # noqa: BLE001 - a stage that did not run has no metric
-            continue
-        timings[name] = round(timings.get(name, 0.0) + float(value), 3)
