@@ -80,8 +80,9 @@ def test_seed_002_models(base: str) -> None:
     assert seed_002.models(base)[0]["loaded"] is True
 
 
-@gap("issue 19.2 left HTTP errors in sdedge's one shape {error: {code, message, details}}: a decision "
-     "for every native route (a job's error is the seed's string)")
+@gap("decided (stop 23): native HTTP errors keep sdedge's one shape {error: {code, message, details}}, whose "
+     "code and field details scripts rely on; seed 002's bare string would drop them (a job's error is the seed's "
+     "string, which its poll loop reads)")
 def test_seed_002_error_strings(base: str) -> None:
     assert set(seed_002.errors(base)) == {"POST /generate/text2img without prompt", "GET /jobs/<unknown>"}
 
