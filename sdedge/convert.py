@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["WEIGHT_FORMATS", "ConvertError", "convert_model", "ensure_tokenizer_ir", "run_convert"]
@@ -118,19 +119,36 @@ def convert_model(source: str | Path, output: Path, weight_format: str = "int8")
 
 
 def run_convert(source: str, output: Path | None, weight_format: str = "int8", *, tiny_autoencoder: bool = False,
-                tiny_weights: str | None = None, tiny_ir: str | None = None) -> str:
+                tiny_weights: str | None = None, tiny_ir: str | None = None, fuse: Sequence[str] = (),
+                lcm: bool | None = None, lora_dir: Path | None = None) -> str:
     """What `sdedge convert` does; returns the message for the user (raises RuntimeError subclasses).
 
     ``sdedge convert SRC OUT`` exports a model; ``--tiny-autoencoder`` then adds TAESD/TAESDXL to OUT, or to
     SRC when no OUT is given (SRC is then an OpenVINO model folder). ``tiny_ir`` ("auto" or a hub id)
-    downloads a published OpenVINO export instead of converting, which needs no torch.
+    downloads a published OpenVINO export instead of converting, which needs no torch. ``fuse``
+    (``NAME_OR_PATH[:WEIGHT]`` each) copies the OpenVINO model folder SRC to OUT with those LoRAs fused
+    into its weights (no torch either); ``lcm`` None switches to LCM for an LCM-LoRA by itself.
     """
     from sdedge import tiny_autoencoder as tiny
 
     if output is None and not tiny_autoencoder:
         raise ConvertError("give an output folder (or --tiny-autoencoder to add TAESD to an OpenVINO model folder)")
+    if fuse and output is None:
+        raise ConvertError("--fuse-lora writes a new model folder: give OUTPUT after the model folder")
     lines = []
-    if output is not None:
+    if fuse and output is not None:
+        from sdedge import lora_fuse
+
+        root = Path(lora_dir) if lora_dir is not None else Path.cwd()
+        report = lora_fuse.fuse_loras(Path(source).expanduser(), output,
+                                      [lora_fuse.parse_spec(spec, root) for spec in fuse], lcm=lcm)
+        target = report.output
+        names = ", ".join(f"{item['name']}:{item['weight']:g}" for item in report.record["loras"])
+        lines.append(f"fused {names} into {report.layers} layers ({report.conv3x3} 3x3 convolutions) of "
+                     f"{', '.join(report.parts) or 'no part (all weights 0)'}"
+                     f"{'; LCM model (4 steps, guidance 1)' if report.lcm else ''}; written to {target}; use it "
+                     f"with STABLE_DIFFUSION_REPO_ID={target}")
+    elif output is not None:
         target = convert_model(source, output, weight_format=weight_format)
         lines.append(f"converted model written to {target}; use it with STABLE_DIFFUSION_REPO_ID={target}")
     else:

@@ -250,6 +250,11 @@ def _specialise(family: Family, index: dict[str, Any], model_dir: Path) -> Famil
                        default_guidance=3.5, distilled=False)  # fmt: skip
     if family.id in (FamilyId.SD, FamilyId.SDXL) and _is_turbo(sched):
         changes.update(name=f"{family.name} Turbo", default_steps=1, default_guidance=0.0, distilled=True)
+    if family.id is FamilyId.LCM and not isinstance(den.get("time_cond_proj_dim"), int):
+        # LCM-LoRA fused into SD 1.x (sdedge convert --fuse-lora): no guidance embedding, so genai runs
+        # classifier-free guidance above 1 (negative prompt and all), and LCM-LoRA wants guidance 1
+        changes.update(name="Latent Consistency (LCM-LoRA fused)", guidance=Guidance.CFG, negative_prompt=True,
+                       default_guidance=1.0)
     if family.id is FamilyId.SD and den.get("cross_attention_dim") == 1024:
         changes["name"] = changes.get("name", family.name).replace("1.x/2.x", "2.x")
     return replace(family, **changes)

@@ -27,8 +27,9 @@ import numpy as np
 
 from sdedge.loras import LoraInvalid, LoraMismatch, read_header
 
-__all__ = ["COVERAGES", "Layer", "ModelLayers", "PreparedLora", "prepare_lora", "filler_tensors", "safetensors_bytes",
-           "read_tensors", "AdapterCache", "LoraSelector"]
+__all__ = ["COVERAGES", "Layer", "ModelLayers", "LoraLayer", "LoraMapping", "map_lora", "ir_layer_nodes",
+           "PreparedLora", "prepare_lora", "filler_tensors", "safetensors_bytes", "read_tensors", "AdapterCache",
+           "LoraSelector"]
 
 PARTS = ("unet", "text_encoder", "text_encoder_2")
 
@@ -91,6 +92,11 @@ class ModelLayers:
 
 
 def _ir_layers(part: str, model: Any) -> dict[str, Layer]:
+    return {module: layer for module, (layer, _) in ir_layer_nodes(part, model).items()}
+
+
+def ir_layer_nodes(part: str, model: Any) -> dict[str, tuple[Layer, Any]]:
+    """Module name with "_" -> (Layer, its MatMul/Convolution node) of one part's ov.Model."""
     found = {}
     for node in model.get_ordered_ops():
         if node.get_type_name() not in ("MatMul", "Convolution"):
@@ -102,7 +108,7 @@ def _ir_layers(part: str, model: Any) -> dict[str, Layer]:
         if node.get_type_name() == "MatMul" and len(dims) == 2 and node.get_transpose_b() is False:
             dims = dims[::-1]
         path = node.get_friendly_name().split("/")[0].removeprefix("__module.")
-        found[path.replace(".", "_")] = Layer(part, path, dims[0], dims[1], tuple(dims[2:]))
+        found[path.replace(".", "_")] = (Layer(part, path, dims[0], dims[1], tuple(dims[2:])), node)
     return found
 
 
@@ -197,6 +203,70 @@ def _sgm_to_diffusers(module: str, per_block: int) -> str:
 
 
 @dataclass(frozen=True)
+class LoraLayer:
+    """One model layer a LoRA changes: delta = scale * up @ down (down flattened over the kernel)."""
+
+    layer: Layer
+    down: np.ndarray  # (rank, inp * prod(kernel)), as stored (float16 or float32)
+    up: np.ndarray  # (out, rank)
+    scale: float  # alpha / rank (1 without an alpha)
+
+    def delta(self) -> np.ndarray:
+        """scale * up @ down in float32, shaped like the layer's weight (out, inp, *kernel)."""
+        product = self.up.astype(np.float32) @ self.down.astype(np.float32) * np.float32(self.scale)
+        return product.reshape((self.layer.out, self.layer.inp) + self.layer.kernel)
+
+
+@dataclass(frozen=True)
+class LoraMapping:
+    """A LoRA file mapped onto a model's layers (3x3 convolutions included)."""
+
+    name: str
+    layers: tuple[LoraLayer, ...]
+    unmatched: tuple[str, ...]  # LoRA modules with no such layer in the model
+
+
+def map_lora(path: Path, name: str, layers: ModelLayers) -> LoraMapping:
+    """Each model layer a LoRA file targets with its (down, up, scale); raises LoraInvalid/LoraMismatch."""
+    groups: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for key, array in read_tensors(path, name).items():
+        if (split := _split(key)) is not None:
+            part, module, kind = split
+            groups.setdefault((part, _sgm_to_diffusers(module, layers.layers_per_block)), {})[kind] = array
+    found, unmatched = [], []
+    for (part, module), group in sorted(groups.items()):
+        if "down" not in group and "up" not in group:
+            continue  # an alpha of a layout read elsewhere (LyCORIS); inspect_lora refuses those files
+        if "down" not in group or "up" not in group:
+            raise LoraInvalid(name, f"module {module} has no {'up' if 'down' in group else 'down'} matrix")
+        layer = layers.parts.get(part, {}).get(module)
+        if layer is None:
+            unmatched.append(f"{part}:{module}")
+            continue
+        found.append(_checked(name, layer, group))
+    if not found:
+        raise LoraMismatch(name, f"{len(unmatched)} modules match no layer of the model (made for another "
+                                 "architecture?)") if unmatched else \
+            LoraInvalid(name, "holds no LoRA down/up or lora_A/lora_B tensors")
+    return LoraMapping(name, tuple(found), tuple(unmatched))
+
+
+def _checked(name: str, layer: Layer, group: dict[str, np.ndarray]) -> LoraLayer:
+    """The group's matrices flattened, after checking they fit the layer (LoraMismatch otherwise)."""
+    down, up = group["down"], group["up"]
+    rank = down.shape[0] if down.ndim else 0
+    pointwise = all(k == 1 for k in layer.kernel) and all(d == 1 for d in down.shape[2:])
+    kernel_ok = pointwise or tuple(down.shape[2:]) == layer.kernel
+    if down.ndim < 2 or up.ndim < 2 or down.shape[1] != layer.inp or up.shape[0] != layer.out \
+            or up.shape[1] != rank or not kernel_ok or any(d != 1 for d in up.shape[2:]):
+        kernels = "" if kernel_ok else f", kernel {layer.kernel} in the model, {tuple(down.shape[2:])} in the LoRA"
+        raise LoraMismatch(name, f"layer {layer.path} is {layer.inp}->{layer.out} in the model, the LoRA's is "
+                                 f"{down.shape[1] if down.ndim > 1 else '?'}->{up.shape[0]}{kernels} (another architecture)")
+    scale = float(np.asarray(group["alpha"], np.float32).reshape(-1)[0]) / rank if "alpha" in group else 1.0
+    return LoraLayer(layer, down.reshape(rank, -1), up.reshape(layer.out, rank), scale)
+
+
+@dataclass(frozen=True)
 class PreparedLora:
     """A LoRA rewritten for openvino-genai, with what was applied and what was left out."""
 
@@ -209,44 +279,24 @@ class PreparedLora:
 
 def prepare_lora(path: Path, name: str, layers: ModelLayers) -> PreparedLora:
     """Map a LoRA file onto the model's layers and bake alpha/rank in (raises LoraInvalid/LoraMismatch)."""
-    groups: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    for key, array in read_tensors(path, name).items():
-        if (split := _split(key)) is not None:
-            part, module, kind = split
-            groups.setdefault((part, _sgm_to_diffusers(module, layers.layers_per_block)), {})[kind] = array
+    mapping = map_lora(path, name, layers)
     out: dict[str, np.ndarray] = {}
-    applied, skipped, unmatched = [], [], []
-    for (part, module), group in sorted(groups.items()):
-        if "down" not in group and "up" not in group:
-            continue  # an alpha of a layout read elsewhere (LyCORIS); inspect_lora refuses those files
-        if "down" not in group or "up" not in group:
-            raise LoraInvalid(name, f"module {module} has no {'up' if 'down' in group else 'down'} matrix")
-        layer = layers.parts.get(part, {}).get(module)
-        if layer is None:
-            unmatched.append(f"{part}:{module}")
-            continue
-        down, up = group["down"], group["up"]
+    applied, skipped = [], []
+    for item in mapping.layers:
+        layer, down, up, scale = item.layer, item.down, item.up, item.scale
         if not layers.adaptable(layer):
             skipped.append(layer.path)  # genai's LoRA is a MatMul pair (no 3x3 convolution), or not covered
             continue
-        rank = down.shape[0]
-        if down.ndim < 2 or up.ndim < 2 or down.shape[1] != layer.inp or up.shape[0] != layer.out \
-                or up.shape[1] != rank or any(d != 1 for d in down.shape[2:] + up.shape[2:]):
-            raise LoraMismatch(name, f"layer {layer.path} is {layer.inp}->{layer.out} in the model, the LoRA's is "
-                                     f"{down.shape[1] if down.ndim > 1 else '?'}->{up.shape[0]} (another architecture)")
-        scale = float(np.asarray(group["alpha"], np.float32).reshape(-1)[0]) / rank if "alpha" in group else 1.0
         dtype = np.float16 if up.dtype == np.float16 and abs(scale) <= 1.0 else np.float32
-        key = layer.path if part == "unet" else layers.te_prefixes.get(part, "lora_te_") + module
-        out[f"{key}.lora_down.weight"] = down.reshape(rank, layer.inp).astype(dtype)
-        scaled = up.reshape(layer.out, rank).astype(np.float32) * np.float32(scale)
-        out[f"{key}.lora_up.weight"] = scaled.astype(dtype)
+        module = layer.path.replace(".", "_")
+        key = layer.path if layer.part == "unet" else layers.te_prefixes.get(layer.part, "lora_te_") + module
+        out[f"{key}.lora_down.weight"] = down.astype(dtype)
+        out[f"{key}.lora_up.weight"] = (up.astype(np.float32) * np.float32(scale)).astype(dtype)
         applied.append(layer.path)
     if not applied:
-        what = f"{len(unmatched)} modules match no layer of the model" if unmatched else "nothing genai can apply"
-        raise LoraMismatch(name, f"{what} (made for another architecture?)") if unmatched or skipped else \
-            LoraInvalid(name, "holds no LoRA down/up or lora_A/lora_B tensors")
+        raise LoraMismatch(name, "nothing genai can apply (made for another architecture?)")
     data = np.frombuffer(safetensors_bytes(out), dtype=np.uint8).copy()
-    return PreparedLora(name, data, tuple(applied), tuple(skipped), tuple(unmatched))
+    return PreparedLora(name, data, tuple(applied), tuple(skipped), mapping.unmatched)
 
 
 def filler_tensors(layers: ModelLayers) -> dict[str, np.ndarray]:

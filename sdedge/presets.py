@@ -63,13 +63,16 @@ def tiny_decoder_installed(model_dir: Path | None) -> bool:
     return model_dir is not None and (Path(model_dir) / TINY_DECODER).is_file()
 
 
+def is_lcm_lora(name: str, family: str) -> bool:
+    """True when a LoRA's name says it is LCM-LoRA for family ("sd" or "sdxl")."""
+    pattern = _LCM_NAMES.get(family)
+    return pattern is not None and pattern.search(name) is not None
+
+
 def find_lcm_lora(lora_dir: Path, family: str) -> str | None:
     """The name of an LCM-LoRA for family ("sd" or "sdxl") in lora_dir, or None."""
-    pattern = _LCM_NAMES.get(family)
-    if pattern is None:
-        return None
     names = [item.name for item in list_loras(lora_dir)]
-    return next((name for name in names if pattern.search(name)), None)
+    return next((name for name in names if is_lcm_lora(name, family)), None)
 
 
 def _lcm_family(family: Family) -> str | None:
