@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sdedge.engine.params import GenerationParams
@@ -12,11 +13,13 @@ from sdedge.loras import infotext_lora_hashes, parse_prompt
 from sdedge.samplers import a1111_name
 
 
-def infotext(params: GenerationParams, seed: int, model: str, model_hash: str | None = None) -> str:
+def infotext(params: GenerationParams, seed: int, model: str, model_hash: str | None = None,
+             fused: Sequence[tuple[str, float]] = ()) -> str:
     """The infotext of one image of a generation, as AUTOMATIC1111 writes it.
 
     LoRAs given in the `loras` field (not as prompt tags) are added to the prompt as <lora:name:weight>
-    tags, so the infotext pasted into A1111 or sent back here reproduces the image."""
+    tags, so the infotext pasted into A1111 or sent back here reproduces the image. `fused` are the LoRAs
+    fused into the model's weights (sdedge convert --fuse-lora), written as `Fused LoRAs: "name: weight"`."""
     lines = [_prompt_with_tags(params)]
     if params.negative_prompt:
         lines.append(f"Negative prompt: {params.negative_prompt}")
@@ -34,6 +37,9 @@ def infotext(params: GenerationParams, seed: int, model: str, model_hash: str | 
         fields["Decoder"] = "tiny"
     if params.preset:
         fields["Preset"] = params.preset
+    if fused:
+        fields["Fused LoRAs"] = json.dumps(", ".join(f"{name.replace(':', '').replace(',', '')}: {weight:g}"
+                                                     for name, weight in fused), ensure_ascii=False)
     parts = [f"{key}: {value}" for key, value in fields.items()]
     hashes = infotext_lora_hashes((lora.name, lora.hash) for lora in params.loras if lora.hash)
     if hashes:

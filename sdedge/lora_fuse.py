@@ -32,7 +32,7 @@ from sdedge.lora_adapters import PARTS, LoraLayer, LoraMapping, ModelLayers, ir_
 from sdedge.loras import SUFFIX, check_fits, inspect_lora, model_arch, resolve_lora, short_hash
 from sdedge.presets import is_lcm_lora
 
-__all__ = ["RECORD", "FuseSource", "FuseReport", "fuse_loras", "parse_spec", "read_record"]
+__all__ = ["RECORD", "FuseSource", "FuseReport", "fuse_loras", "parse_spec", "read_record", "fused_loras"]
 
 RECORD = "sdedge_fused.json"
 _XML, _BIN = "openvino_model.xml", "openvino_model.bin"
@@ -92,6 +92,17 @@ def read_record(model_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def fused_loras(model_dir: Path) -> list[dict[str, Any]]:
+    """The LoRAs fused into a model folder, earliest fusion first: name, hash, weight (for /models, infotext)."""
+    found: list[dict[str, Any]] = []
+    record = read_record(model_dir)
+    while isinstance(record, dict):
+        found[:0] = [{"name": str(item.get("name")), "hash": item.get("hash"), "weight": item.get("weight")}
+                     for item in record.get("loras", []) if isinstance(item, dict)]
+        record = record.get("base")
+    return found
 
 
 def fuse_loras(model_dir: Path, output: Path, loras: Sequence[FuseSource], lcm: bool | None = None) -> FuseReport:

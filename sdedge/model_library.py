@@ -224,6 +224,16 @@ class ModelLibrary:
         entry = next((m for m in self.models() if m.id == name), None)
         return name, self.model_hash(entry) if entry else None
 
+    def fused(self, model_id: str | None) -> list[tuple[str, float]]:
+        """The LoRAs fused into a job's model (sdedge_fused.json), as (name, weight), for the infotext."""
+        from sdedge.lora_fuse import fused_loras
+
+        name = model_id or self.default_id()
+        entry = next((m for m in self.models() if m.id == name), None)
+        if entry is None or not entry.installed:
+            return []
+        return [(item["name"], float(item["weight"] or 0.0)) for item in fused_loras(entry.folder)]
+
     def title(self, entry: ModelEntry) -> str:
         """A1111's checkpoint title: the id (the hash is a field of its own; "id [hash]" is accepted too)."""
         return entry.id

@@ -12,6 +12,7 @@ from typing import Any
 from sdedge import model_files
 from sdedge.engine.loader import EngineLoader
 from sdedge.errors import Conflict, Forbidden, detail
+from sdedge.lora_fuse import fused_loras
 from sdedge.model_downloads import ModelDownloads
 from sdedge.model_library import ModelEntry, ModelLibrary
 from sdedge.principal import Principal
@@ -49,6 +50,7 @@ class ModelService:
             "samplers": ["auto"] if entry.flow_matching else None,  # None: every sampler
             "defaults": entry.defaults(self.settings), "hash": self.library.model_hash(entry),
             "title": self.library.title(entry), "problem": entry.problem,
+            "fused_loras": fused_loras(entry.folder) if entry.installed else [],  # sdedge convert --fuse-lora
             "download": download.to_dict() if download else None,
         }
         for extra in self.library.extras:  # e.g. presets (sdedge/presets.py): see model_library.ModelExtra

@@ -233,8 +233,9 @@ class Worker:
         started = time.perf_counter()
         loader = _local_loader(self.source)
         model, model_hash = loader.library.name_and_hash(job.model) if loader else (self.source.model_name(), None)
+        fused = loader.library.fused(job.model) if loader else []
         files = [
-            self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model, model_hash))
+            self.images.save(f"{job.id}-{i}", image, infotext(params, seed, model, model_hash, fused))
             for i, (image, seed) in enumerate(zip(output.images, output.seeds))
         ]
         timings = {**output.timings, "save_ms": round((time.perf_counter() - started) * 1000, 3)}

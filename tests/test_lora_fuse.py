@@ -8,6 +8,7 @@ compute in it.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -17,13 +18,14 @@ import numpy as np
 import openvino as ov
 import openvino_genai as g
 import pytest
+from PIL import Image
 
 from conftest import FIXTURE_MODEL, make_settings, start_app
 from sdedge.cli import main
 from sdedge.convert import ConvertError
 from sdedge.families import FamilyId, Guidance, detect_family
 from sdedge.lora_adapters import AdapterCache, LoraSelector, ModelLayers, ir_layer_nodes, map_lora
-from sdedge.lora_fuse import RECORD, FuseSource, _weights, fuse_loras, parse_spec, read_record
+from sdedge.lora_fuse import RECORD, FuseSource, _weights, fuse_loras, fused_loras, parse_spec, read_record
 from sdedge.loras import LoraMismatch, LoraNotFound
 
 LORAS = Path(__file__).parent / "fixtures" / "loras"
@@ -111,7 +113,12 @@ def test_the_lcm_switch_makes_an_lcm_model_the_server_runs_with_four_steps_at_gu
     assert response.status_code == 200, response.get_json()
     params = response.get_json()["parameters"]
     assert (params["steps"], params["guidance_scale"], params["sampler"], params["loras"]) == (4, 1.0, "lcm", [])
-    assert client.get(response.get_json()["urls"][0]).data.startswith(b"\x89PNG")
+    png = client.get(response.get_json()["urls"][0]).data
+    text = str(Image.open(io.BytesIO(png)).info["parameters"])
+    assert 'Fused LoRAs: "tiny-lcm-layout: 1"' in text and "Sampler: LCM" in text, text
+    model = next(m for m in client.get("/models").get_json()["models"] if m["default"])
+    assert model["family"] == "lcm" and [(m["name"], m["weight"]) for m in model["fused_loras"]] == \
+        [("tiny-lcm-layout", 1.0)]
 
 
 def test_a_fused_folder_without_the_switch_loads_and_generates_in_the_server(tmp_path: Path) -> None:
@@ -121,6 +128,15 @@ def test_a_fused_folder_without_the_switch_loads_and_generates_in_the_server(tmp
     response = client.post("/image", json={"prompt": "a red fox", "seed": 3, "width": 64, "height": 64,
                                            "num_inference_steps": 2})
     assert response.status_code == 200, response.get_json()
+    png = client.get(response.get_json()["urls"][0]).data
+    assert 'Fused LoRAs: "tiny-kohya: 1"' in str(Image.open(io.BytesIO(png)).info["parameters"])
+
+
+def test_fusing_a_fused_model_keeps_the_first_record(tmp_path: Path) -> None:
+    first = fuse_loras(FIXTURE_MODEL, tmp_path / "a", [FuseSource(KOHYA.name, KOHYA.path, 0.5)]).output
+    second = fuse_loras(first, tmp_path / "b", [LCM_LAYOUT], lcm=False).output
+    assert [(m["name"], m["weight"]) for m in fused_loras(second)] == [("tiny-kohya", 0.5), ("tiny-lcm-layout", 1.0)]
+    assert fused_loras(FIXTURE_MODEL) == []
 
 
 def test_an_lcm_lora_by_name_switches_to_lcm_by_itself(tmp_path: Path) -> None:
