@@ -5,8 +5,8 @@ it ignores the `.alpha` tensors (scale is the weight alone, A1111 and diffusers 
 finds no layer for diffusers/PEFT files with a `unet.`/`text_encoder.` prefix, nor for kohya
 `time_emb_proj`/`conv_shortcut` names, and raises at generate() on a LoRA for a 3x3 convolution.
 So each file is rewritten in memory (`prepare_lora`): names mapped to the model's own layers
-(read from its IR), shapes checked, alpha/rank baked into the up matrix, 3x3 convolutions left out
-and reported. The pipeline is built with a *filler* adapter (rank 1, zeros) on every layer a LoRA
+(read from its IR; `map_lora`, which `sdedge.lora_fuse` shares, 3x3 convolutions included), shapes
+checked, alpha/rank baked into the up matrix, 3x3 convolutions left out and reported. The pipeline is built with a *filler* adapter (rank 1, zeros) on every layer a LoRA
 can adapt: LoRA then works on any layer without recompiling, and no layer's LoRA state ever becomes
 empty, which in bf16 turns later images black. `LoraSelector.config` always lists the filler last and
 flips its (ineffective) alpha whenever a weight changes, because genai only notices an alpha change

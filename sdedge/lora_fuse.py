@@ -6,7 +6,7 @@ weights already hold the LoRA, for linear layers, 1x1 and 3x3 convolutions alike
 openvino Python API only (no torch): the layer mapping is `lora_adapters.map_lora`'s, shared with
 the per-request path. int8 weights (NNCF's u8 + zero point + f16 scale per output channel, or i8
 symmetric) are dequantized, changed and requantized with the same scheme, per output channel; layers
-a LoRA does not change (or changes with weight 0) keep their bytes, and unchanged files are hardlinked.
+a LoRA does not change (or changes with weight 0) keep their bytes; unchanged weight files are hardlinked.
 An LCM-LoRA fused into SD 1.x makes an LCM model (LatentConsistencyModelPipeline + LCMScheduler), so
 the presets give it 4 steps at guidance 1 by themselves. `sdedge_fused.json` records what was fused.
 
@@ -36,6 +36,7 @@ __all__ = ["RECORD", "FuseSource", "FuseReport", "fuse_loras", "parse_spec", "re
 
 RECORD = "sdedge_fused.json"
 _XML, _BIN = "openvino_model.xml", "openvino_model.bin"
+_LINK_FROM = 1 << 20  # bytes: files from this size on are hardlinked
 # diffusers' LCMScheduler defaults; the model's own scheduler values win where both have the key
 _LCM_SCHEDULER: dict[str, Any] = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
@@ -313,7 +314,8 @@ def _fp16_compressed(model: Any) -> bool:
 
 # -- the rest of the folder ------------------------------------------------------------------------
 def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
-    """Hardlink (or copy, across file systems) every file of source into target, but the skipped ones."""
+    """Every file of source into target but the skipped ones: large ones hardlinked (copied across file
+    systems), small ones (configs, tokenizer) copied, so editing the copy's configs never edits the source's."""
     for root, _, files in os.walk(source):
         for name in files:
             path = Path(root) / name
@@ -323,6 +325,8 @@ def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             try:
+                if path.stat().st_size < _LINK_FROM:
+                    raise OSError("small: copied")
                 os.link(path, destination)
             except OSError:
                 shutil.copy2(path, destination)

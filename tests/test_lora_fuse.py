@@ -56,6 +56,8 @@ def test_weight_zero_leaves_the_weights_byte_identical_and_the_image_too(tmp_pat
         assert (out / name).read_bytes() == (FIXTURE_MODEL / name).read_bytes()
     assert np.array_equal(image(out), image(FIXTURE_MODEL))
     assert read_record(out)["loras"][0]["weight"] == 0.0  # type: ignore[index]
+    # small files are copies, not hardlinks: editing the fused model's configs leaves the source alone
+    assert (out / "model_index.json").stat().st_ino != (FIXTURE_MODEL / "model_index.json").stat().st_ino
 
 
 def test_fused_weights_are_the_base_plus_the_lora_within_a_quantization_step(tmp_path: Path) -> None:
