@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     job_timeout: float = Field(900.0, gt=0, description="Seconds a job may run before it fails with a timeout.")
     preview_every_steps: int = Field(1, ge=0, description="Write a step preview every N steps (0: no previews).")
     preview_min_interval_ms: int = Field(250, ge=0, description="At most one preview per this many milliseconds.")
+    preview_decoder: Literal["approx", "tiny"] = Field(
+        "approx", description="Step previews: tiny draws them at the image's full size through the model's tiny "
+                            "autoencoder (vae_decoder_tiny/, compiled once per model, decoded beside the UNet, "
+                            "within PREVIEW_BUDGET); approx is the cheap 1/8-size latent colour map (always used "
+                            "for models without vae_decoder_tiny and for 16-channel latents).")
+    preview_budget: float = Field(
+        0.1, gt=0, le=1, description="With PREVIEW_DECODER=tiny, a job's preview decoding may take at most this "
+                                     "fraction of its elapsed time; previews that would exceed it are skipped.")
     job_retention_hours: float = Field(168.0, gt=0, description="Finished jobs and their images are pruned after this age.")
     max_output_mb: int = Field(2048, ge=1, description="Prune the oldest finished jobs when their images exceed this size.")
     min_free_disk_mb: int = Field(200, ge=0, description="/health warns when the image folder's disk has less free space.")

@@ -15,11 +15,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from PIL import Image
+
 from sdedge import input_files, step_images
 from sdedge.backoff import Backoff
 from sdedge.config import Settings
 from sdedge.engine.params import GenerationOutput, GenerationParams, PartialOutput, StepEvent
 from sdedge.engine.previews import preview_image
+from sdedge.engine.tiny_previews import LivePreviews
 from sdedge.errors import GenerationCanceled, SdedgeError
 from sdedge.foreign_errors import describe_outage, is_database_outage
 from sdedge.file_store import FileStore
@@ -186,6 +189,8 @@ class Worker:
                 loader = _local_loader(self.source)
                 engine = (engine_for_job(loader, self.current, self.notifier.notify, job.model) if loader
                           else self.source.engine())
+                tracker.live = LivePreviews.for_job(engine, self.settings.preview_decoder, self.settings.preview_budget,
+                                                    params.width, params.height, tracker.save_preview)
                 output = engine.generate(params, tracker.on_step, inputs)
             total = self.current.total if self.current else None
             # PNG encoding overlaps the next job: the device never waits for zlib.
@@ -199,6 +204,8 @@ class Worker:
             log.exception("job %s failed", job.id)
             self._fail(job, "internal_error", f"internal error ({type(exc).__name__}); see the server log")
         finally:
+            if tracker.live is not None:
+                tracker.live.close()  # before the next job: one decode at a time per engine
             self._cleanup(job)
 
     def _save_results(self, job: Job, params: GenerationParams, output: GenerationOutput, total: int | None,
@@ -313,6 +320,8 @@ class _StepTracker:
         self.step_every = step_images.every(job.params)
         self.step_files: list[str] = []
         self._last_write = self._last_preview = 0.0
+        self.progress = worker.current
+        self.live: LivePreviews | None = None  # PREVIEW_DECODER=tiny on a model with the tiny decoder
 
     def on_step(self, event: StepEvent) -> bool:
         """Record the step; True asks the engine to stop."""
@@ -353,13 +362,21 @@ class _StepTracker:
                 or now - self._last_preview < min_gap:
             return
         self._last_preview = now
+        if self.live is not None and event.preview is None and LivePreviews.fits(event.latent):
+            self.live.offer(event.latent)  # decoded off genai's callback, within PREVIEW_BUDGET
+            return
         image = event.preview
         if image is None and event.latent is not None:
             image = preview_image(event.latent, self.params.width, self.params.height)
         if image is None:
             return
-        progress.preview = self.worker.images.save_preview(self.job.id, image)
+        self.save_preview(image)
 
+    def save_preview(self, image: Image.Image) -> None:
+        """Write the job's live preview (the tiny decoder's thread calls this too)."""
+        assert self.progress is not None
+        self.progress.preview = self.worker.images.save_preview(self.job.id, image)
+        self.worker.notifier.notify()
 
     def _maybe_keep_step(self, event: StepEvent, progress: Progress) -> None:
         """The job asked for step images: keep this step's preview as its own file (named by the step)."""

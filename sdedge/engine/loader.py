@@ -177,6 +177,7 @@ class EngineLoader:
             lora_coverage=self.settings.lora_coverage,
             lora_policy=LoraPolicy(self.settings.lora_preload, self.settings.lora_release_after),
             static_cache_size=self.settings.static_pipeline_cache_size,
+            tiny_previews=self.settings.preview_decoder == "tiny" and self.settings.preview_every_steps > 0,
         )
 
     def _build_model(self, model_id: str, report: LoadReport) -> Engine:

@@ -28,6 +28,7 @@ from sdedge.engine.params import (
     GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
 )
 from sdedge.engine.style import VaeEncoder, adain
+from sdedge.engine.tiny_previews import TinyDecoder
 from sdedge.engine.lora_state import EngineLoras, LoraPolicy, encoder_prompt
 from sdedge.errors import GenerationCanceled, GenerationError, InvalidRequest, map_exceptions
 from sdedge.families import Family, Mode as FamilyMode, UnsupportedModel, detect_family
@@ -47,7 +48,8 @@ class OpenVINOEngine:
 
     def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
                  static_cache_size: int = 4, fast_decoder: bool = False, lora_dir: Path | None = None,
-                 lora_cache_size: int = 8, lora_coverage: str = "all", lora_policy: LoraPolicy | None = None) -> None:
+                 lora_cache_size: int = 8, lora_coverage: str = "all", lora_policy: LoraPolicy | None = None,
+                 tiny_previews: bool = False) -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
@@ -68,6 +70,8 @@ class OpenVINOEngine:
             if lora_dir else None
         self._load_pipelines()
         self._vae_encoder = VaeEncoder(self.model_path, self.device, self._properties, _scaling_factor(model_path))
+        # live previews decode on a compiled model of their own (sdedge/engine/tiny_previews.py), never a pipeline
+        self.preview_decoder = TinyDecoder.for_model(self.model_path, self._properties) if tiny_previews else None
 
     # -- loading -----------------------------------------------------------------------------
     def _has_tiny_decoder(self, wanted: bool) -> bool:
@@ -212,6 +216,7 @@ class OpenVINOEngine:
             self._static.clear()
             self._schedulers.clear()
             self._vae_encoder = None  # type: ignore[assignment]
+            self.preview_decoder = None
 
     def _scheduler(self, sampler: str) -> Any:
         if self.family is not None and SAMPLERS[sampler].genai_type not in (*self.family.samplers, "AUTO"):
