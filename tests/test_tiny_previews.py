@@ -152,7 +152,8 @@ def test_approx_for_a_model_without_the_tiny_decoder_and_for_wide_latents(tmp_pa
     copy = tmp_path / "model"
     shutil.copytree(FIXTURE_MODEL, copy, ignore=shutil.ignore_patterns("*_tiny"))
     plain = OpenVINOEngine(copy, "CPU", tiny_previews=True)
-    assert plain.preview_decoder is None
+    assert plain.preview_decoder is None and plain.info()["previews"] == "approx"
+    assert engine.info()["previews"] == "tiny"
     assert LivePreviews.for_job(plain, "tiny", 0.1, 64, 64, lambda image: None) is None
     assert LivePreviews.for_job(engine, "approx", 0.1, 64, 64, lambda image: None) is None
     live = LivePreviews.for_job(engine, "tiny", 0.1, 64, 64, lambda image: None)

@@ -328,7 +328,8 @@ class OpenVINOEngine:
         return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3),
                 "image_inputs": self.supports_image_inputs, "decoder": self.default_decoder,
                 "decoders": list(self.decoders), "lora": self._loras is not None,
-                "lora_ready": bool(self._loras and self._loras.ready)}
+                "lora_ready": bool(self._loras and self._loras.ready),
+                "previews": "tiny" if self.preview_decoder else "approx"}
 
 
 class _CallbackGuard:
