@@ -5,8 +5,8 @@ Three pieces:
 - `TinyDecoder`: the model's ``vae_decoder_tiny`` IR compiled once per engine (on the CPU, through
   ``openvino.Core``) with its own infer request, so a preview never touches a genai pipeline (they run
   one generate at a time, and the UNet's is running);
-- `PreviewBudget`: per job, the decoding seconds may not exceed PREVIEW_BUDGET x the job's elapsed wall
-  time. The UNet uses every core, so a decode running beside it slows it down by about the decode's
+- `PreviewBudget`: per job, the seconds spent on tiny previews (decode and PNG write) may not exceed
+  PREVIEW_BUDGET x the job's elapsed wall time. The UNet uses every core, so a decode running beside it slows it down by about the decode's
   own wall time: bounding that bounds the cost to the generation. A decode that would break the budget
   (predicted from the last one) is skipped;
 - `LivePreviews`: one job's previews. The step callback (inside genai's C++ callback) only hands over
@@ -183,31 +183,35 @@ class LivePreviews:
 
     def _run(self) -> None:
         while (latent := self._take()) is not None:
+            started, tiny = self.clock(), False
             try:
-                image = self._draw(latent)
+                image, tiny = self._draw(latent)
                 if image is not None and not self._closed:
                     self.sink(image)
                     self.sunk += 1
             except Exception:  # noqa: BLE001 - a preview never fails the job; the thread goes on
                 log.exception("writing a step preview failed")
             finally:
+                if tiny:  # the PNG write counts too: it runs beside the UNet as the decode does
+                    self._last_seconds = self.clock() - started
+                    self.budget.charge(self._last_seconds)
                 self.handled += 1
 
-    def _draw(self, latent: np.ndarray) -> Image.Image | None:
+    def _draw(self, latent: np.ndarray) -> tuple[Image.Image | None, bool]:
+        """The preview to show (None: none this time), and whether the tiny decoder drew it."""
         expected = self._last_seconds if self._last_seconds is not None else self.decoder.estimate(latent)
-        if self.failed or not self.budget.allows(expected):
-            self.budget.skipped += not self.failed
-            return None if self.drawn_tiny else preview_image(latent, self.width, self.height)
-        started = self.clock()
+        if self.failed:
+            return preview_image(latent, self.width, self.height), False
+        if not self.budget.allows(expected):
+            self.budget.skipped += 1
+            return (None if self.drawn_tiny else preview_image(latent, self.width, self.height)), False
         try:
             image = self.decoder.decode(latent)
         except Exception as exc:  # noqa: BLE001 - the job goes on with the cheap previews
             log.warning("the tiny preview decoder failed (%s); this job's previews stay approximate", exc)
             self.failed = True
-            return preview_image(latent, self.width, self.height)
-        self._last_seconds = self.clock() - started
-        self.budget.charge(self._last_seconds)
+            return preview_image(latent, self.width, self.height), False
         self.drawn_tiny = True
         if image.size != (self.width, self.height):  # sizes that are not multiples of 8
             image = image.resize((self.width, self.height), Image.Resampling.BILINEAR)
-        return image
+        return image, True
