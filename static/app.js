@@ -140,7 +140,7 @@ async function start() {
     showLogin(); // nothing else loads before the login: every other route needs it
     return;
   }
-  initActions();
+  initActions({ keepClear: [$("mask-canvas")] }); // a finger on the mask never lands on Generate
   initJobs({ onFinished, onOpen: openViewer });
   initGallery({ onOpen: openViewer });
   initViewer({ onReuse, onUseImage: useAsInput, onDeleted });

@@ -1,5 +1,7 @@
 // The Generate bar: always in reach (fixed at the bottom of a phone, sticky in the form on a laptop),
-// and it says, at the button, why nothing would run while the model is not loaded.
+// and it says, at the button, why nothing would run while the model is not loaded. It never floats
+// over a drawing surface (the inpainting mask): while one reaches into the strip where the bar floats,
+// the bar docks at the end of the form, so a finger meant for the mask never lands on Generate.
 import { $ } from "./dom.js";
 import { describeHealth } from "./status.js";
 
@@ -49,16 +51,44 @@ export function setBusy(busy) {
   render();
 }
 
-/** The layout keeps room for the bar (fixed on a phone) and fits the form below the header (on a laptop). */
-export function initActions() {
+/** Where the bar floats when it is not docked: the bottom strip of its scroll container (window or panel). */
+function floatStrip(bar) {
+  const panel = bar.closest(".create");
+  const scrolls = panel && ["auto", "scroll"].includes(getComputedStyle(panel).overflowY);
+  const bottom = scrolls ? panel.getBoundingClientRect().bottom - panel.clientTop : document.documentElement.clientHeight;
+  return { top: bottom - bar.offsetHeight, bottom };
+}
+
+/** Dock the bar while any shown surface in `keepClear` reaches into its strip; float it again once none does. */
+function updateDock(bar, keepClear) {
+  const strip = floatStrip(bar);
+  const covered = keepClear.some((el) => {
+    const r = el.getBoundingClientRect();
+    return r.height > 0 && r.bottom > strip.top && r.top < strip.bottom;
+  });
+  bar.classList.toggle("docked", covered);
+}
+
+/** The layout keeps room for the bar (fixed on a phone) and fits the form below the header (on a laptop);
+ * the bar docks instead of covering the elements in `keepClear`. */
+export function initActions({ keepClear = [] } = {}) {
   const root = document.documentElement.style;
   const bar = $("actions");
   const main = document.querySelector("main");
+  let frame = 0;
+  const dock = () => {
+    if (frame) return;
+    frame = requestAnimationFrame(() => { frame = 0; updateDock(bar, keepClear); });
+  };
   const update = () => {
     root.setProperty("--actions-height", `${bar.offsetHeight}px`);
     root.setProperty("--main-top", `${main.offsetTop}px`);
+    dock();
   };
   const observer = new ResizeObserver(update);
-  [bar, document.querySelector(".topbar"), $("mock-banner"), $("status-details")].forEach((el) => observer.observe(el));
+  [bar, document.querySelector(".topbar"), $("mock-banner"), $("status-details"), $("generate-form"), ...keepClear]
+    .forEach((el) => observer.observe(el));
+  addEventListener("scroll", dock, { passive: true, capture: true }); // the window's and the form panel's
+  addEventListener("resize", dock, { passive: true });
   update();
 }

@@ -100,7 +100,14 @@ export function createMaskEditor({ root, image, canvas, brush, brushOut, onChang
     onChange();
   }
 
-  /** Show an image (an input value) and start a fresh, empty mask of its size. */
+  /** Show the whole mask, clear of the Generate bar (the scrollers' scroll-padding keeps its room). */
+  function reveal() {
+    if (!canvas.getClientRects().length) return; // another mode is shown
+    const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+    canvas.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+  }
+
+  /** Show an image (an input value), start a fresh, empty mask of its size, and bring it into view. */
   function setImage(value) {
     root.hidden = !value;
     if (!value) return;
@@ -109,6 +116,7 @@ export function createMaskEditor({ root, image, canvas, brush, brushOut, onChang
     canvas.height = value.height;
     canvas.parentElement.style.setProperty("--aspect", (value.width / value.height).toFixed(5));
     painted = false;
+    requestAnimationFrame(reveal);
   }
 
   /** True when some pixel is painted. */

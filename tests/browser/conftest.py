@@ -287,16 +287,24 @@ def set_range(page: Any, element_id: str, value: float) -> None:
         "el.dispatchEvent(new Event('change', {bubbles: true})); }", value)
 
 
+IN_VIEW = """(selector) => {
+    const el = document.querySelector(selector);
+    if (!el) return false;
+    const r = el.getBoundingClientRect();
+    if (!r.width || !r.height || r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) return false;
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return el === hit || el.contains(hit);
+}"""
+
+
 def in_view(page: Any, selector: str) -> bool:
     """The element's box lies inside the viewport and it is the topmost element at its centre (not covered)."""
-    return bool(page.evaluate("""(selector) => {
-        const el = document.querySelector(selector);
-        if (!el) return false;
-        const r = el.getBoundingClientRect();
-        if (!r.width || !r.height || r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) return false;
-        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-        return el === hit || el.contains(hit);
-    }""", selector))
+    return bool(page.evaluate(IN_VIEW, selector))
+
+
+def wait_in_view(page: Any, selector: str) -> None:
+    """Wait (UI_MS at most) until `in_view` holds: after the page's own smooth scrolling, say."""
+    page.wait_for_function(IN_VIEW, arg=selector)
 
 
 def input_png(tmp_path: Path, name: str, size: tuple[int, int] = (96, 64), colour: str = "#3a7bd5") -> Path:
@@ -306,6 +314,13 @@ def input_png(tmp_path: Path, name: str, size: tuple[int, int] = (96, 64), colou
     path = tmp_path / name
     image.save(path)
     return path
+
+
+def posts(page: Any) -> list[str]:
+    """Every POST the page sends from now on."""
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    return sent
 
 
 def no_horizontal_scroll(page: Any) -> bool:

@@ -10,18 +10,13 @@ import pytest
 
 from serverproc import ServerProcess
 
-from .conftest import LAPTOP, LONG, Browsing, fill_basic, generate, in_view, input_png, set_range, step_at_least
+from .conftest import (
+    LAPTOP, LONG, Browsing, fill_basic, generate, in_view, input_png, posts, set_range, step_at_least, wait_in_view,
+)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 SIZES = pytest.mark.parametrize("phone", [True, False], ids=["phone", "laptop"])
-
-
-def posts(page: Any) -> list[str]:
-    """Every POST the page sends from now on."""
-    sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
-    return sent
 
 
 def modes(server: ServerProcess) -> dict[str, Any]:
@@ -158,7 +153,7 @@ def test_laptop_shows_generate_without_scrolling_in_every_mode(browsing: Browsin
     page.get_by_role("tab", name="Inpaint").click()
     page.get_by_label("Image to edit file").set_input_files(input_png(tmp_path, "tall.png", (200, 320)))
     expect(page.locator("#mask-canvas")).to_be_visible()
-    assert in_view(page, "#generate"), "Generate below the fold with the mask editor open"
+    wait_in_view(page, "#generate")  # the page scrolls the mask into view above the bar, which floats on
     assert page.evaluate("scrollY") == 0
     browsing.shot(page, "laptop-inpaint", full_page=False)
 

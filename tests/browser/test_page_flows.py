@@ -1,30 +1,23 @@
-"""The web page in headless Chromium: generate, watch, cancel, inpaint, history, phone layout."""
+"""The web page in headless Chromium: generate, watch, cancel, image inputs, history, phone layout."""
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from serverproc import ServerProcess
 
 from .conftest import (
-    LONG, PHONE, Browsing, fill_basic, generate, input_png, no_horizontal_scroll, set_range, step_at_least, wait_finished,
+    LONG, PHONE, Browsing, fill_basic, generate, input_png, no_horizontal_scroll, posts, set_range, step_at_least,
+    wait_finished,
 )
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 STEPPED = re.compile(r"Step [1-9]\d* of 30")
-
-
-def decode_data_url(value: str) -> Image.Image:
-    assert value.startswith("data:image/png;base64,"), value[:40]
-    return Image.open(io.BytesIO(base64.b64decode(value.split(",", 1)[1])))
 
 
 def test_text_to_image_shows_the_generated_image(browsing: Browsing, page: Any, server: ServerProcess) -> None:
@@ -99,41 +92,6 @@ def test_cancel_stops_a_running_job_and_a_queued_one(browsing: Browsing, page: A
     browsing.shot(page, "canceled")
     _, job = server.request("GET", f"/jobs/{running_id}")
     assert job["status"] == "canceled" and job["progressDetail"]["step"] < 30
-
-
-@pytest.mark.parametrize("size", [(64, 64), (96, 64)], ids=["square", "wide"])
-def test_paint_a_mask_and_inpaint(browsing: Browsing, page: Any, tmp_path: Path, size: tuple[int, int]) -> None:
-    width, height = size
-    page.get_by_role("tab", name="Inpaint").click()
-    page.get_by_label("Image to edit file").set_input_files(input_png(tmp_path, "photo.png", size))
-    canvas = page.locator("#mask-canvas")
-    expect(canvas).to_be_visible()
-    # Paint where a person would: with the canvas scrolled up, not under the sticky Generate bar.
-    canvas.evaluate("el => el.scrollIntoView({block: 'start'})")
-    box = canvas.bounding_box()
-    assert box
-    y = box["y"] + box["height"] * 0.5
-    page.mouse.move(box["x"] + box["width"] * 0.2, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.55, y, steps=6)
-    page.mouse.up()
-    browsing.shot(page, "mask-painted")
-    fill_basic(page, "a red door", size=size, steps=3)
-
-    card, body = generate(page, "inpaint")
-    mask = decode_data_url(body["mask"]).convert("L")
-    assert mask.size == size, "the mask has the image's size"
-    assert {mask.getpixel((x, y)) for x in range(width) for y in range(height)} == {0, 255}, "black and white only"
-    assert mask.getpixel((int(width * 0.35), height // 2)) == 255, "white where painted"
-    assert mask.getpixel((width - 4, 4)) == 0, "black elsewhere"
-    assert body["image"].startswith("data:image/png;base64,")
-
-    browsing.wait_job(card)
-    expect(card).to_have_attribute("data-status", re.compile("completed|failed"))
-    if card.get_attribute("data-status") == "failed":
-        pytest.fail(f"inpainting failed on the server: {card.locator('.error-box').inner_text()}")
-    expect(card.locator("img.job-result")).to_be_visible()
-    browsing.shot(page, "inpainted")
 
 
 def test_image_to_image_and_style_transfer(browsing: Browsing, page: Any, tmp_path: Path) -> None:
@@ -249,12 +207,11 @@ def test_keyboard_tabs_and_clear_errors(browsing: Browsing, page: Any) -> None:
     expect(page.get_by_label("Prompt", exact=True)).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#prompt-error")).to_have_text("Prompt: describe what to draw")  # beside the field too
 
-    posts = []
-    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    sent = posts(page)
     page.get_by_label("Prompt", exact=True).fill("x" * 2001)  # over the server's MAX_PROMPT_LENGTH (from /modes)
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(alert.get_by_role("listitem")).to_have_text(["Prompt: at most 2000 characters on this server (now 2001)"])
-    assert posts == [], "a prompt the server would refuse is not sent"
+    assert sent == [], "a prompt the server would refuse is not sent"
 
     # A limit the page cannot know (the server restarted with a lower one): the server's own 400 is shown.
     def older_limits(route: Any) -> None:
