@@ -1,4 +1,5 @@
-"""Shared fixtures: settings on a temp folder and the tiny model, the app, a test client."""
+"""Shared fixtures: settings on a temp folder and the tiny model, the app, a test client, and the OpenAPI
+document of a module's running server."""
 
 from __future__ import annotations
 
@@ -105,3 +106,11 @@ def app(settings: Settings) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def doc(server: serverproc.ServerProcess) -> dict[str, Any]:
+    """The OpenAPI document served by the module's `server` (a running ServerProcess)."""
+    status, body = server.request("GET", "/openapi.json")
+    assert status == 200
+    return body  # type: ignore[no-any-return]

@@ -15,12 +15,9 @@ import webuiapi
 from PIL import Image
 
 from conftest import wait_for
+from a1111help import FAST, MODEL, webui
 from serverproc import ServerProcess
 from test_openapi_spec import check_response
-
-MODEL = "tiny-sd-int8-ov"
-FAST = {"width": 64, "height": 64, "steps": 2}
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -30,17 +27,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.wait_ready()
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def doc(server: ServerProcess) -> dict[str, Any]:
-    status, body = server.request("GET", "/openapi.json")
-    assert status == 200
-    return body  # type: ignore[no-any-return]
-
-
-def client(server: ServerProcess) -> webuiapi.WebUIApi:
-    return webuiapi.WebUIApi(baseurl=f"{server.base}/sdapi/v1", sampler="Euler a", steps=2)
 
 
 def png_b64(image: Image.Image) -> str:
@@ -56,28 +42,28 @@ def square_mask() -> Image.Image:
 
 
 def test_txt2img_returns_base64_pngs_seeds_and_info(server: ServerProcess, doc: dict[str, Any]) -> None:
-    result = client(server).txt2img(prompt="a lighthouse", seed=5, cfg_scale=7, batch_size=2, **FAST)
+    result = webui(server).txt2img(prompt="a lighthouse", seed=5, cfg_scale=7, batch_size=2, **FAST)
     assert [image.size for image in result.images] == [(64, 64), (64, 64)]
     assert result.info["all_seeds"] == [5, 6] and result.info["seed"] == 5
     assert result.info["sampler_name"] == "Euler a" and result.info["extra_generation_params"] == {}
     assert result.parameters["prompt"] == "a lighthouse" and result.parameters["enable_hr"] is False
     assert "Seed: 6" in result.images[1].info["parameters"] == result.info["infotexts"][1]
     check_response(doc, "/sdapi/v1/txt2img", "post", 200, result.json)
-    again = client(server).txt2img(prompt="a lighthouse", seed=6, cfg_scale=7, **FAST)
+    again = webui(server).txt2img(prompt="a lighthouse", seed=6, cfg_scale=7, **FAST)
     assert np.array_equal(np.asarray(again.image), np.asarray(result.images[1]))
 
 
 def test_unknown_sampler_falls_back_and_info_says_so(server: ServerProcess) -> None:
-    result = client(server).txt2img(prompt="a fox", sampler_name="DPM++ 2M", **FAST)
+    result = webui(server).txt2img(prompt="a fox", sampler_name="DPM++ 2M", **FAST)
     assert result.info["sampler_name"] == "Euler a"
     assert "DPM++ 2M" in result.info["extra_generation_params"]["Sampler fallback"]
-    plms = client(server).txt2img(prompt="a fox", sampler_name="PLMS", **FAST)
+    plms = webui(server).txt2img(prompt="a fox", sampler_name="PLMS", **FAST)
     assert plms.info["sampler_name"] == "PLMS" and "Sampler: PLMS" in plms.info["infotexts"][0]
 
 
 def test_img2img_with_mask_repaints_only_the_mask(server: ServerProcess, doc: dict[str, Any]) -> None:
     source = Image.new("RGB", (64, 64), (200, 40, 40))
-    api = client(server)
+    api = webui(server)
     result = api.img2img(images=[source], mask_image=square_mask(), mask_blur=0, denoising_strength=1.0,
                          prompt="a window", seed=3, **FAST)
     check_response(doc, "/sdapi/v1/img2img", "post", 200, result.json)
@@ -108,9 +94,9 @@ def test_img2img_without_mask_accepts_data_urls_and_raw_base64(server: ServerPro
 def test_progress_shows_preview_and_interrupt_stops_the_job(server: ServerProcess, doc: dict[str, Any]) -> None:
     outcome: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: outcome.update(
-        result=client(server).txt2img(prompt="a slow one", width=64, height=64, steps=1000)))
+        result=webui(server).txt2img(prompt="a slow one", width=64, height=64, steps=1000)))
     runner.start()
-    api = client(server)
+    api = webui(server)
     progress = wait_for(lambda: (p := api.get_progress())["progress"] > 0 and p["current_image"] and p)
     check_response(doc, "/sdapi/v1/progress", "get", 200, progress)
     assert progress["state"]["sampling_steps"] >= 1000 and progress["state"]["job_count"] >= 1
@@ -137,11 +123,11 @@ def test_batch_over_the_limit_is_a_clear_400(server: ServerProcess, doc: dict[st
 def test_send_images_false_and_skip_when_idle(server: ServerProcess) -> None:
     status, body = server.request("POST", "/sdapi/v1/txt2img", {"prompt": "x", "send_images": False, **FAST})
     assert status == 200 and body["images"] == []
-    assert client(server).skip() == {}
+    assert webui(server).skip() == {}
 
 
 def test_webuiapi_lists_loras_and_prompt_tags_apply_them(server: ServerProcess) -> None:
-    api = client(server)
+    api = webui(server)
     listed = {item["name"]: item for item in api.get_loras()}
     assert {"tiny-kohya", "tiny-peft", "tiny-sdxl"} <= set(listed) and listed["tiny-sdxl"]["family"] == "SDXL"
     plain = api.txt2img(prompt="a lighthouse", seed=9, **FAST)

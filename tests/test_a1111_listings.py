@@ -9,12 +9,9 @@ from typing import Any
 import pytest
 import webuiapi
 
+from a1111help import FAST, MODEL, webui
 from serverproc import ServerProcess
 from test_openapi_spec import check_response
-
-MODEL = "tiny-sd-int8-ov"
-FAST = {"width": 64, "height": 64, "steps": 2}
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -24,17 +21,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-@pytest.fixture(scope="module")
-def doc(server: ServerProcess) -> dict[str, Any]:
-    status, body = server.request("GET", "/openapi.json")
-    assert status == 200
-    return body  # type: ignore[no-any-return]
-
-
-def client(server: ServerProcess) -> webuiapi.WebUIApi:
-    return webuiapi.WebUIApi(baseurl=f"{server.base}/sdapi/v1", sampler="Euler a", steps=2)
-
-
 def getters(api: webuiapi.WebUIApi) -> list[str]:
     """Every get_* method of webuiapi's client that takes no argument (the listings UIs fill menus from)."""
     return sorted(name for name, method in inspect.getmembers(api, inspect.ismethod) if name.startswith("get_")
@@ -42,7 +28,7 @@ def getters(api: webuiapi.WebUIApi) -> list[str]:
 
 
 def test_every_webuiapi_getter_answers_in_a1111s_shape(server: ServerProcess, doc: dict[str, Any]) -> None:
-    api = client(server)
+    api = webui(server)
     names = getters(api)
     assert {"get_latent_upscale_modes", "get_cmd_flags", "get_sd_vae", "get_embeddings", "get_memory",
             "get_hypernetworks", "get_face_restorers", "get_prompt_styles", "get_scripts"} <= set(names)
@@ -60,7 +46,7 @@ def test_every_webuiapi_getter_answers_in_a1111s_shape(server: ServerProcess, do
 
 
 def test_png_info_reads_back_the_infotext_of_a_generated_image(server: ServerProcess, doc: dict[str, Any]) -> None:
-    api = client(server)
+    api = webui(server)
     made = api.txt2img(prompt="a lighthouse", negative_prompt="fog", seed=11, cfg_scale=6, **FAST)
     read = api.png_info(made.image)
     assert read.info == made.info["infotexts"][0]
@@ -74,7 +60,7 @@ def test_png_info_reads_back_the_infotext_of_a_generated_image(server: ServerPro
 
 
 def test_models_options_and_listings(server: ServerProcess, doc: dict[str, Any]) -> None:
-    api = client(server)
+    api = webui(server)
     assert api.util_get_model_names() == [MODEL]
     api.util_set_model("TINY-sd")  # webuiapi picks the closest title and posts it to /options
     assert api.util_get_current_model() == MODEL

@@ -40,13 +40,6 @@ def client(server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server.base}/v1", api_key="not-needed", max_retries=0, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def doc(server: ServerProcess) -> dict[str, Any]:
-    status, body = server.request("GET", "/openapi.json")
-    assert status == 200
-    return body  # type: ignore[no-any-return]
-
-
 def decode(b64: str | None) -> Image.Image:
     assert b64
     return Image.open(io.BytesIO(base64.b64decode(b64)))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,29 +15,17 @@ import pytest
 import requests
 import webuiapi
 
+from authhelp import server_with_account
 from clients import seed_000
-from serverproc import ServerProcess, sdedge_command
+from serverproc import ServerProcess
 
 PASSWORD = "a long test password"
 
 
-def cli(proc: ServerProcess, *args: str, stdin: str = "") -> str:
-    """Run an sdedge command as the user would, in the server's folder and environment."""
-    done = subprocess.run([*sdedge_command(), *args], input=stdin, capture_output=True, text=True,
-                          cwd=proc.cwd, env=proc.env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    proc = ServerProcess(tmp_path_factory.mktemp("accounts"), OPENVINO_DEVICE="CPU")
-    cli(proc, "users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
-    token = cli(proc, "tokens", "create", "alice", "--label", "tests").strip()
-    proc.start()
-    proc.wait_ready()
-    yield proc, token
-    proc.stop()
+    with server_with_account(tmp_path_factory.mktemp("accounts"), PASSWORD) as running:
+        yield running.proc, running.token
 
 
 def post(base: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
@@ -103,15 +90,9 @@ def test_forwarded_headers_count_only_from_the_trusted_proxy(server: tuple[Serve
                                                              tmp_path: Path) -> None:
     proc, _ = server
     assert "Secure" not in login_cookie(proc.base, **{"X-Forwarded-Proto": "https"})  # no TRUSTED_PROXY: ignored
-    behind = ServerProcess(tmp_path, OPENVINO_DEVICE="CPU", TRUSTED_PROXY="127.0.0.1")
-    cli(behind, "users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
-    behind.start()
-    behind.wait_ready()
-    try:
+    with server_with_account(tmp_path, PASSWORD, TRUSTED_PROXY="127.0.0.1") as behind:
         assert "Secure" in login_cookie(behind.base, **{"X-Forwarded-Proto": "https"})
         assert "Secure" not in login_cookie(behind.base)
-    finally:
-        behind.stop()
 
 
 def test_the_seed_000_client_is_refused_without_a_token(server: tuple[ServerProcess, str]) -> None:
