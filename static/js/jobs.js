@@ -26,7 +26,8 @@ export function initJobs(callbacks) {
 export function track(job, { append = false, reveal = false } = {}) {
   if (state.entries.has(job.id)) return;
   const parts = buildCard(job, { onCancel: () => cancel(job.id), onDismiss: () => dismiss(job.id) });
-  const entry = { id: job.id, job, parts, stream: null, timer: null, finished: false, streamFailed: false, polls: 0 };
+  const entry = { id: job.id, job, parts, stream: null, timer: null, finished: false, streamFailed: false, polls: 0,
+    revealed: reveal };
   state.entries.set(job.id, entry);
   const list = $("job-list");
   if (append) list.append(entry.parts.card); else list.prepend(entry.parts.card);
@@ -40,6 +41,17 @@ export function track(job, { append = false, reveal = false } = {}) {
 function bringIntoView(card) {
   const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
   card.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+}
+
+/** A card the person started and still watches (partly on screen) is shown whole once its picture is in:
+ * it grew from a status line to an image that would otherwise end under the Generate bar. */
+function keepInView(entry) {
+  const { card } = entry.parts;
+  const box = card.getBoundingClientRect();
+  if (!entry.revealed || box.bottom <= 0 || box.top >= innerHeight) return; // scrolled away: leave the page be
+  const image = card.querySelector("img.job-result");
+  if (image && !image.complete) image.addEventListener("load", () => bringIntoView(card), { once: true });
+  else bringIntoView(card);
 }
 
 function forget(jobId) {
@@ -144,6 +156,7 @@ function finish(entry, job) {
   if (job.status === "failed") {
     renderError(parts.error, new ApiError({ code: job.errorDetail?.code, message: job.error || "generation failed" }));
   }
+  keepInView(entry);
   announce(`${modeLabel(job.type)}: ${parts.status.textContent}`);
   state.hooks.onFinished(entry.job);
   pruneFinished();

@@ -100,11 +100,10 @@ export function createMaskEditor({ root, image, canvas, brush, brushOut, onChang
     onChange();
   }
 
-  /** Show the whole mask, clear of the Generate bar (the scrollers' scroll-padding keeps its room). */
+  /** Show the whole mask, clear of the Generate bar (the scrollers' scroll-padding keeps its room). At once,
+   * not smoothly: a finger that lands while the page still glides would paint somewhere else. */
   function reveal() {
-    if (!canvas.getClientRects().length) return; // another mode is shown
-    const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
-    canvas.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+    if (canvas.getClientRects().length) canvas.scrollIntoView({ block: "nearest" }); // else another mode is shown
   }
 
   /** Show an image (an input value), start a fresh, empty mask of its size, and bring it into view. */

@@ -19,7 +19,7 @@ function applyPreset(name) {
   if (!preset) return;
   if (!preset.available) {
     radios().forEach((radio) => { radio.checked = false; });
-    $("preset-hint").textContent = `${name[0].toUpperCase()}${name.slice(1)} is not available: ${preset.reason}`;
+    $("preset-hint").textContent = `${titled(name)} is not available: ${preset.reason}`;
     return;
   }
   setValue("num_inference_steps", preset.steps);
@@ -36,6 +36,10 @@ function leavePreset() {
   $("preset-hint").textContent = "Custom settings.";
 }
 
+const HINT = "Each sets steps, guidance, sampler and decoder for this model.";
+const titled = (name) => `${name[0].toUpperCase()}${name.slice(1)}`;
+const sentence = (text) => `${titled(text)}${/[.!?]$/.test(text) ? "" : "."}`;
+
 function renderPresets() {
   for (const radio of radios()) {
     const preset = state.presets.get(radio.value);
@@ -43,6 +47,9 @@ function renderPresets() {
     label.title = preset ? (preset.available ? describe(preset) : preset.reason) : "";
     label.classList.toggle("unavailable", Boolean(preset && !preset.available));
   }
+  // A struck-out preset says why in the hint, not only in a tooltip that a phone never shows.
+  const off = [...state.presets.values()].filter((p) => !p.available).map((p) => ` ${sentence(p.reason)}`);
+  if (!radios().some((radio) => radio.checked)) $("preset-hint").textContent = HINT + off.join("");
 }
 
 // ---- LoRA ------------------------------------------------------------------------------------------

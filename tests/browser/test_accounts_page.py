@@ -4,7 +4,6 @@ open server's notice that anyone on the network can use it."""
 from __future__ import annotations
 
 import re
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from serverproc import ServerProcess, sdedge_command
+from authhelp import cli
+from serverproc import ServerProcess
 
 from .conftest import PHONE, TINY_MODEL_SETTINGS, Browsing, fill_basic, generate
 
@@ -24,9 +24,7 @@ PASSWORD = "page test password"
 @pytest.fixture(scope="module")
 def accounts_server(chromium_path: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("accounts-page"), defaults=True, **TINY_MODEL_SETTINGS)
-    done = subprocess.run([*sdedge_command(), "users", "add", "alice", "--password-stdin"], input=PASSWORD + "\n",
-                          capture_output=True, text=True, cwd=proc.cwd, env=proc.env, timeout=60)
-    assert done.returncode == 0, done.stderr
+    cli(proc, "users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
     proc.start()
     try:
         proc.wait_ready()

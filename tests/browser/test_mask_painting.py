@@ -39,8 +39,14 @@ BAR_OFF_CANVAS = """() => {
 }"""
 """No point of the canvas, down its middle, is covered by the Generate bar."""
 
-SETTLED = f"""() => ({CANVAS_CLEAR})() && !document.getElementById('actions').classList.contains('docked')"""
-"""The page has brought the whole mask into view (its scroll may be smooth) and the bar floats again."""
+SETTLED = f"""() => {{
+    const c = document.getElementById('mask-canvas'), top = c.getBoundingClientRect().top;
+    const still = window.lastMaskTop === top;
+    window.lastMaskTop = top;
+    return still && ({CANVAS_CLEAR})() && !document.getElementById('actions').classList.contains('docked');
+}}"""
+"""The page has brought the whole mask into view and the bar floats again: the mask stood still since the
+last poll (the page's scroll is smooth), its visible place can be pressed, the bar is not docked."""
 
 PLACE_CANVAS = """([strip, fraction]) => {
     const c = document.getElementById('mask-canvas'), panel = document.querySelector('.create');
@@ -104,7 +110,7 @@ def test_paint_a_mask_where_it_shows_and_inpaint(browsing: Browsing, tmp_path: P
     page.get_by_label("Image to edit file").set_input_files(input_png(tmp_path, "photo.png", size))
     canvas = page.locator("#mask-canvas")
     expect(canvas).to_be_visible()
-    page.wait_for_function(SETTLED)  # the page itself brings the whole mask into view, clear of the bar
+    page.wait_for_function(SETTLED, polling=100)  # the page itself brings the whole mask into view, clear of the bar
     assert in_view(page, "#generate"), "with the whole mask in view, Generate still floats in reach"
 
     box = canvas.bounding_box()  # where a person sees it: no scrolling by the test
@@ -143,7 +149,7 @@ def test_the_generate_bar_never_covers_the_mask_while_scrolling(browsing: Browsi
     page = open_at(browsing, viewport)
     page.get_by_role("tab", name="Inpaint").click()
     page.get_by_label("Image to edit file").set_input_files(input_png(tmp_path, "tall.png", (64, 96)))
-    page.wait_for_function(SETTLED)
+    page.wait_for_function(SETTLED, polling=100)
     strip = page.locator("#actions").bounding_box()
     assert strip and in_view(page, "#generate")
     for fraction in (0.9, 0.5, 0.1):

@@ -219,3 +219,34 @@ def test_a_sampler_with_its_own_defaults_sets_steps_and_guidance(browsing: Brows
     page.get_by_label("Sampler").select_option("lcm")
     expect(page.locator("#num_inference_steps-out")).to_have_text("4")
     expect(page.locator("#guidance_scale-out")).to_have_text("1")
+
+
+@pytest.mark.parametrize("size", [(64, 64), (64, 96)], ids=["square", "tall"])
+def test_phone_shows_the_finished_image_whole_without_scrolling(browsing: Browsing, size: tuple[int, int]) -> None:
+    page = browsing.open(phone=True)
+    card = finish_one(browsing, page, "a fox on a phone", size=size, steps=2)
+    # The card grew from a status line into its image: the page shows all of it, above the Generate bar.
+    page.wait_for_function("""(id) => { const card = document.querySelector(`[data-job-id="${id}"]`);
+        const img = card.querySelector('img.job-result'), r = card.getBoundingClientRect();
+        const bar = document.getElementById('actions').getBoundingClientRect();
+        return img.complete && img.naturalWidth > 0 && r.top >= 0 && r.bottom <= bar.top; }""",
+                           arg=card.get_attribute("data-job-id"))
+    assert in_view(page, f"[data-job-id='{card.get_attribute('data-job-id')}'] img.job-result")
+    expect(card.locator(".job-status")).to_contain_text("Done")
+    assert in_view(page, f"[data-job-id='{card.get_attribute('data-job-id')}'] .job-status")
+    assert in_view(page, "#generate")
+    browsing.shot(page, "phone-finished", full_page=False)
+
+
+def test_a_preset_that_cannot_run_says_why_without_a_tap(browsing: Browsing, server: ServerProcess) -> None:
+    page = browsing.open(phone=True)
+    presets = server.request("GET", "/presets")[1]["presets"]
+    hint = page.locator("#preset-hint")
+    expect(hint).to_contain_text("Each sets steps, guidance, sampler and decoder for this model.")
+    for preset in presets:
+        if not preset["available"]:
+            expect(hint).to_contain_text(preset["reason"][1:])  # shown as a sentence: the first letter capitalised
+            expect(page.locator(f"label[for=preset-{preset['name']}]")).to_have_class(re.compile("unavailable"))
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), "a long reason (a path) wraps"
+    expect(page.locator("#prompt-hint")).to_be_hidden()  # "Ctrl+Enter generates" means nothing on a phone
+    browsing.shot(page, "phone-preset-hint", full_page=False)
