@@ -11,7 +11,9 @@ Writes into tests/fixtures/loras/:
   ``time_emb_proj``, ``conv_shortcut``, samplers), to show what openvino-genai can and cannot adapt;
 - ``tiny-sdxl.safetensors``: kohya SDXL names and widths (``lora_te1``/``lora_te2``, ``input_blocks``,
   cross-attention from 2048): another family, must be refused;
-- ``tiny-loha.safetensors``: LyCORIS LoHa (``hada_w1_a``...), a layout genai cannot read.
+- ``tiny-loha.safetensors``: LyCORIS LoHa (``hada_w1_a``...), a layout genai cannot read;
+- ``tiny-xl-kohya.safetensors``: kohya SDXL layout (``lora_te1_``/``lora_te2_``, ``lora_unet_`` diffusers
+  names) for tests/fixtures/tiny-sdxl-int8-ov: an SDXL LoRA the SDXL fixture takes.
 
 The tiny model's layer names and shapes come from its IR, so only openvino and numpy are needed.
 Rebuilds are byte-identical: ``python scripts/make_tiny_loras.py``.
@@ -33,6 +35,7 @@ if str(ROOT) not in sys.path:
 from sdedge.lora_adapters import Layer, ModelLayers, safetensors_bytes  # noqa: E402
 
 MODEL = ROOT / "tests" / "fixtures" / "tiny-sd-int8-ov"
+SDXL_MODEL = ROOT / "tests" / "fixtures" / "tiny-sdxl-int8-ov"
 OUTPUT = ROOT / "tests" / "fixtures" / "loras"
 GAIN = 3.0  # up-matrix scale: weight 1 moves the tiny model's 64x64 image by ~10-20 levels on average
 
@@ -48,7 +51,8 @@ def kohya(layers: ModelLayers, seed: int, rank: int, alpha: float, keep: Callabl
           dtype: type = np.float16, te: bool = True) -> dict[str, np.ndarray]:
     """kohya/A1111 names: lora_unet_<module with _>.lora_down.weight, conv layers as 4D tensors."""
     rng, out = np.random.default_rng(seed), {}
-    tables = [("lora_unet_", layers.parts["unet"])] + ([("lora_te_", layers.parts["text_encoder"])] if te else [])
+    encoders = [(prefix, layers.parts[part]) for part, prefix in layers.te_prefixes.items()]  # SD: lora_te_
+    tables = [("lora_unet_", layers.parts["unet"])] + (encoders if te else [])
     for prefix, table in tables:
         for module, layer in sorted(table.items()):
             if prefix == "lora_unet_" and not keep(layer):
@@ -105,9 +109,10 @@ def in_attention(layer: Layer) -> bool:
     return ".attentions." in layer.path
 
 
-def build(model: Path) -> dict[str, tuple[dict[str, np.ndarray], dict[str, str]]]:
+def build(model: Path, sdxl_model: Path = SDXL_MODEL) -> dict[str, tuple[dict[str, np.ndarray], dict[str, str]]]:
     """Every fixture's tensors and metadata."""
     layers = ModelLayers.from_model(model)
+    xl_layers = ModelLayers.from_model(sdxl_model)
     meta = {"ss_network_module": "networks.lora", "ss_base_model_version": "sd_v1"}
     return {
         "tiny-kohya": (kohya(layers, 1, rank=4, alpha=2.0, keep=in_attention),
@@ -116,6 +121,8 @@ def build(model: Path) -> dict[str, tuple[dict[str, np.ndarray], dict[str, str]]
         "tiny-lcm-layout": (kohya(layers, 3, rank=4, alpha=4.0, keep=lambda layer: True, te=False), meta),
         "tiny-sdxl": (sdxl(4), {"ss_base_model_version": "sdxl_base_v1-0", "ss_network_module": "networks.lora"}),
         "tiny-loha": (loha(layers, 5), {"ss_network_module": "lycoris.kohya"}),
+        "tiny-xl-kohya": (kohya(xl_layers, 6, rank=4, alpha=2.0, keep=in_attention),
+                          {"ss_network_module": "networks.lora", "ss_base_model_version": "sdxl_base_v1-0"}),
     }
 
 

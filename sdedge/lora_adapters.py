@@ -108,7 +108,9 @@ def ir_layer_nodes(part: str, model: Any) -> dict[str, tuple[Layer, Any]]:
         if node.get_type_name() == "MatMul" and len(dims) == 2 and node.get_transpose_b() is False:
             dims = dims[::-1]
         path = node.get_friendly_name().split("/")[0].removeprefix("__module.")
-        found[path.replace(".", "_")] = (Layer(part, path, dims[0], dims[1], tuple(dims[2:])), node)
+        # optimum-intel's SDXL UNet export wraps the UNet ("model.down_blocks..."): LoRA files name the bare one
+        key = path.removeprefix("model.") if part == "unet" else path
+        found[key.replace(".", "_")] = (Layer(part, path, dims[0], dims[1], tuple(dims[2:])), node)
     return found
 
 

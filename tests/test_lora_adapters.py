@@ -111,6 +111,16 @@ def test_kohya_sdxl_block_names_map_to_diffusers_names(tmp_path: Path) -> None:
     assert _sgm_to_diffusers("down_blocks_0_resnets_0_conv1", 2) == "down_blocks_0_resnets_0_conv1"
 
 
+def test_an_sdxl_lora_reaches_the_sdxl_exports_wrapped_unet_layers() -> None:
+    """optimum-intel's SDXL export names UNet layers "model.down_blocks...": kohya's names still match."""
+    prepared = prepare_lora(LORAS / "tiny-xl-kohya.safetensors", "tiny-xl-kohya",
+                            ModelLayers.from_model(FIXTURES / "tiny-sdxl-int8-ov"))
+    assert prepared.unmatched == ()
+    unet = [path for path in prepared.applied if ".attentions." in path]
+    assert unet and all(path.startswith("model.down_blocks.") or path.startswith(("model.up_blocks.", "model.mid_block."))
+                        for path in unet)
+
+
 def test_alpha_over_rank_is_baked_into_the_up_matrix(tmp_path: Path, layers: ModelLayers) -> None:
     path = lora_file(tmp_path, layers, lambda p: "attn2.to_q" in p, kohya_key, alpha=1.0, rank=4)
     prepared = prepare_lora(path, "x", layers)

@@ -35,7 +35,7 @@ def write_safetensors(path: Path, header: dict[str, Any], data: bytes = b"") -> 
 # -- folder and names --------------------------------------------------------------------------
 def test_list_loras_gives_name_alias_path_size() -> None:
     found = {f.name: f for f in list_loras(LORAS)}
-    assert set(found) == {"tiny-kohya", "tiny-peft", "tiny-lcm-layout", "tiny-sdxl", "tiny-loha"}
+    assert set(found) == {"tiny-kohya", "tiny-peft", "tiny-lcm-layout", "tiny-sdxl", "tiny-loha", "tiny-xl-kohya"}
     kohya = found["tiny-kohya"]
     assert kohya.alias == "tiny kohya alias"  # ss_output_name, as A1111 shows it
     assert found["tiny-peft"].alias == "tiny-peft"
