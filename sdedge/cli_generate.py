@@ -108,7 +108,7 @@ def run_generate(args: argparse.Namespace, settings: Settings) -> int:
     loader = EngineLoader(settings)
     engine = loader.load_now()
     model_dir = Path(loader.model_path) if loader.model_path else None
-    extras = generation_extras.resolve(request, settings, model_dir)
+    extras = generation_extras.resolve(request, settings, generation_extras.JobModel.at(model_dir, loader.model_name()))
     params = generation_extras.apply(request.to_params(settings, size, extras.preset), extras)
     inputs = ImageInputs(**fit_inputs(request, decoded, source.size, params)) if source is not None else None
     bar = tqdm(total=params.steps * params.num_images, unit="step", desc="generating", disable=args.no_progress,

@@ -1,10 +1,11 @@
-"""The LoRAs, preset and decoder of one request, resolved against LORA_DIR and the model folder.
+"""The LoRAs, preset and decoder of one request, resolved against LORA_DIR and the job's model.
 
-`resolve(request, settings, model_dir)` runs at submission (and in `sdedge generate`): the prompt's
+`resolve(request, settings, model)` runs at submission (and in `sdedge generate`), against the model the
+job will run on (`JobModel.of` the library entry the request names, not the default model): the prompt's
 `<lora:name:weight>` tags and the `loras` field merged (a name given twice adds up, as in A1111), the
 preset's LoRA added unless the request names it, every file found inside LORA_DIR, read and checked
-against the model's family and widths, the decoder checked to be installed. Problems are 400s naming
-the LoRA (404 for a LoRA that is not in LORA_DIR), before anything is queued.
+against the model's family and widths, the decoder checked to be installed for that model. Problems are
+400s naming the LoRA and the model (404 for a LoRA that is not in LORA_DIR), before anything is queued.
 """
 
 from __future__ import annotations
@@ -20,10 +21,35 @@ from sdedge.errors import InvalidRequest, detail, map_exceptions
 from sdedge.families import Family, UnsupportedModel, detect_family
 from sdedge.foreign_errors import LORA_ERRORS
 from sdedge.loras import LoraSyntaxError, check_fits, inspect_lora, model_arch, parse_prompt, short_hash
+from sdedge.model_library import ModelEntry
 from sdedge.presets import Preset, PresetUnavailable, choose, tiny_decoder_installed
 
-TINY_MISSING = ("the tiny decoder is not installed for this model: run `sdedge convert MODEL_FOLDER "
+TINY_MISSING = ("the tiny decoder is not installed for {model}: run `sdedge convert {folder} "
                 "--tiny-autoencoder` (or `--from-ir` to download a published OpenVINO export), then restart")
+
+
+@dataclass(frozen=True)
+class JobModel:
+    """The model a job runs on, as the checks read it: its id, its folder once installed, its family."""
+
+    id: str | None
+    folder: Path | None  # None until the model is on disk (a catalog model fetched for its job)
+    family: Family | None
+
+    @classmethod
+    def of(cls, entry: ModelEntry) -> JobModel:
+        """A library model: its folder's family, else (not downloaded yet) the catalog's declared one."""
+        return cls(entry.id, entry.folder if entry.installed else None, entry.family_info)
+
+    @classmethod
+    def at(cls, folder: Path | None, model_id: str | None = None) -> JobModel:
+        """A model folder (sdedge generate's model), family read from it."""
+        return cls(model_id, Path(folder) if folder else None, family_of(folder))
+
+    @property
+    def label(self) -> str:
+        """How messages name it."""
+        return f"model {self.id}" if self.id else "the model"
 
 
 @dataclass(frozen=True)
@@ -45,27 +71,29 @@ def family_of(model_dir: Path | None) -> Family | None:
         return None
 
 
-def resolve(request: Any, settings: Settings, model_dir: Path | None) -> Extras:
-    """Resolve request.preset, the LoRAs (tags and request.loras) and request.decoder (raises 400/404)."""
-    preset = _preset(request.preset, settings, model_dir) if request.preset else None
-    loras = _loras(request.prompt, list(request.loras or ()), preset, settings, model_dir)
+def resolve(request: Any, settings: Settings, model: JobModel) -> Extras:
+    """Resolve request.preset, the LoRAs (tags and request.loras) and request.decoder against model
+    (raises 400/404)."""
+    preset = _preset(request.preset, settings, model) if request.preset else None
+    loras = _loras(request.prompt, list(request.loras or ()), preset, settings, model)
+    tiny_here = tiny_decoder_installed(model.folder)
     decoder = request.decoder or (preset.decoder if preset else None) or \
-        ("tiny" if settings.fast_decoder and tiny_decoder_installed(model_dir) else "full")
-    if decoder == "tiny" and not tiny_decoder_installed(model_dir) and not settings.use_mocks:
-        raise InvalidRequest(TINY_MISSING, detail("decoder", TINY_MISSING, "not_installed"))
+        ("tiny" if settings.fast_decoder and tiny_here else "full")
+    if decoder == "tiny" and not tiny_here and not settings.use_mocks:
+        message = TINY_MISSING.format(model=model.label, folder=model.folder or "MODEL_FOLDER")
+        raise InvalidRequest(message, detail("decoder", message, "not_installed", model=model.id))
     return Extras(loras, preset, decoder)
 
 
-def model_folder(settings: Settings, loader: Any) -> Path | None:
-    """The local model's folder once it is located (LoRA checks and presets read its configs), else None."""
-    if loader.model_path:
-        return Path(loader.model_path)
-    return Path(settings.stable_diffusion_repo_id) if settings.model_is_local else None
+def default_model(loader: Any) -> JobModel:
+    """The default model (listings without a model named): the library's, as A1111's options left it."""
+    library = loader.library
+    return JobModel.of(library.get(library.default_id()))
 
 
-def for_job(request: Any, settings: Settings, loader: Any, *, remote: bool) -> Extras:
-    """resolve() for a job of the local model; for_remote() for one a remote engine runs."""
-    return for_remote(request) if remote else resolve(request, settings, model_folder(settings, loader))
+def for_job(request: Any, settings: Settings, entry: ModelEntry | None) -> Extras:
+    """resolve() against the library model the job runs on; entry None (a remote engine's job): for_remote()."""
+    return for_remote(request) if entry is None else resolve(request, settings, JobModel.of(entry))
 
 
 def for_remote(request: Any) -> Extras:
@@ -84,17 +112,18 @@ def apply(params: Any, extras: Extras) -> Any:
                    preset=extras.preset.name if extras.preset else None)
 
 
-def _preset(name: str, settings: Settings, model_dir: Path | None) -> Preset:
-    family = family_of(model_dir)
+def _preset(name: str, settings: Settings, model: JobModel) -> Preset:
+    family = model.family
     if family is None:
         if not settings.use_mocks:
-            message = "presets follow the model's family, and the model folder is not available yet"
-            raise InvalidRequest(message, detail("preset", message, "model_not_ready"))
+            message = f"presets follow the model's family, and the folder of {model.label} is not available yet"
+            raise InvalidRequest(message, detail("preset", message, "model_not_ready", model=model.id))
         family = detect_family_fallback()
     try:
-        return choose(name, family, settings.loras_dir, tiny_decoder_installed(model_dir))
+        return choose(name, family, settings.loras_dir, tiny_decoder_installed(model.folder))
     except PresetUnavailable as exc:
-        raise InvalidRequest(str(exc), detail("preset", str(exc), "unavailable", preset=name)) from None
+        message = f"{exc} ({model.label})"
+        raise InvalidRequest(message, detail("preset", message, "unavailable", preset=name, model=model.id)) from None
 
 
 def detect_family_fallback() -> Family:
@@ -105,7 +134,7 @@ def detect_family_fallback() -> Family:
 
 
 def _loras(prompt: str, requested: list[Any], preset: Preset | None, settings: Settings,
-           model_dir: Path | None) -> tuple[LoraWeight, ...]:
+           model: JobModel) -> tuple[LoraWeight, ...]:
     try:
         _, tags = parse_prompt(prompt, settings.lora_max_weight)
     except LoraSyntaxError as exc:
@@ -121,8 +150,8 @@ def _loras(prompt: str, requested: list[Any], preset: Preset | None, settings: S
         message = "LoRA is switched off on this server (LORA_ENABLED=false)"
         raise InvalidRequest(message, detail("loras", message, "disabled"))
     _check_limits(weights, settings)
-    arch = model_arch(model_dir) if model_dir is not None else None
-    return tuple(_checked(name, weight, settings.loras_dir, arch) for name, weight in weights.items())
+    arch = model_arch(model.folder) if model.folder is not None else None
+    return tuple(_checked(name, weight, settings.loras_dir, arch, model.label) for name, weight in weights.items())
 
 
 def _check_limits(weights: dict[str, float], settings: Settings) -> None:
@@ -135,10 +164,10 @@ def _check_limits(weights: dict[str, float], settings: Settings) -> None:
             raise InvalidRequest(message, detail("loras", message, "limit", lora=name))
 
 
-def _checked(name: str, weight: float, lora_dir: Path, arch: Any) -> LoraWeight:
+def _checked(name: str, weight: float, lora_dir: Path, arch: Any, model: str) -> LoraWeight:
     with map_exceptions(LORA_ERRORS):
         path = lora_file(lora_dir, name)
         info = inspect_lora(path, name)
         if arch is not None:
-            check_fits(name, info, arch)
+            check_fits(name, info, arch, model)
         return LoraWeight(name, weight, short_hash(path))

@@ -303,8 +303,8 @@ _FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd": "Stable Diffusion", "sd
                  "flux": "FLUX", "unknown": "an unknown architecture"}
 
 
-def check_fits(name: str, info: LoraInfo, arch: ModelArch) -> None:
-    """Raise LoraInvalid or LoraMismatch (naming the LoRA) unless it can adapt this model."""
+def check_fits(name: str, info: LoraInfo, arch: ModelArch, model: str = "the model") -> None:
+    """Raise LoraInvalid or LoraMismatch (naming the LoRA, and the model as `model` says) unless it can adapt it."""
     if info.layout in ("lycoris", "unknown"):
         raise LoraInvalid(name, f"{info.layout} layout: openvino-genai reads LoRA down/up (kohya/A1111) and "
                                 "lora_A/lora_B (diffusers/PEFT) tensors only")
@@ -312,16 +312,16 @@ def check_fits(name: str, info: LoraInfo, arch: ModelArch) -> None:
         raise LoraInvalid(name, f"tensor types {sorted(info.dtypes - GENAI_DTYPES)}: only F32, F16, BF16 load")
     family = "sd" if info.base in ("sd1", "sd2", "sd") else info.base
     if family != arch.family:
-        raise LoraMismatch(name, f"made for {_FAMILY_NAMES[info.base]}, the model is "
+        raise LoraMismatch(name, f"made for {_FAMILY_NAMES[info.base]}, {model} is "
                                  f"{arch.pipeline_class or 'of an unknown family'}")
     if info.cross_attention_dim and arch.cross_attention_dim and info.cross_attention_dim != arch.cross_attention_dim:
         raise LoraMismatch(name, f"cross-attention width {info.cross_attention_dim} "
-                                 f"({_FAMILY_NAMES[info.base]}), the model's is {arch.cross_attention_dim}")
+                                 f"({_FAMILY_NAMES[info.base]}), {model}'s is {arch.cross_attention_dim}")
     for have, want in zip(info.text_hidden_sizes, arch.text_hidden_sizes):
         if have != want:
-            raise LoraMismatch(name, f"text-encoder width {have}, the model's is {want}")
+            raise LoraMismatch(name, f"text-encoder width {have}, {model}'s is {want}")
     if arch.block_out_channels and not info.unet_widths <= set(arch.block_out_channels):
-        raise LoraMismatch(name, f"UNet widths {sorted(info.unet_widths)}, the model's are "
+        raise LoraMismatch(name, f"UNet widths {sorted(info.unet_widths)}, {model}'s are "
                                  f"{list(arch.block_out_channels)}")
 
 

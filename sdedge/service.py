@@ -99,7 +99,7 @@ class GenerationService:
         self._check_queue_room()
         check_queue_share(self.job_store, self.settings, caller)
         defaults = self.loader.library.settings_for(entry) if entry else self.settings  # the model's defaults
-        extras = generation_extras.for_job(parsed, defaults, self.loader, remote=placement.remote)
+        extras = generation_extras.for_job(parsed, defaults, entry)  # against the job's model, not the default
         params, stored = input_files.prepare(parsed, defaults, self.input_file_store, extras)
         params, adjusted = model_checks.fit_params(entry, params)
         job, created = self.job_store.add(spec.mode.value, input_files.stored_request(body, parsed),

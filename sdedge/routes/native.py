@@ -160,7 +160,7 @@ def list_loras() -> Response:
     """The LoRA files in LORA_DIR: name, alias, layout, the family each fits and whether it fits this model."""
     svc = services()
     s = svc.settings
-    return jsonify({"loras": lora_listing.lora_items(s, generation_extras.model_folder(svc.settings, svc.loader)), "lora_dir": str(s.loras_dir),
+    return jsonify({"loras": lora_listing.lora_items(s, generation_extras.default_model(svc.loader).folder), "lora_dir": str(s.loras_dir),
                     "enabled": s.lora_enabled, "max_weight": s.lora_max_weight, "max_count": s.lora_max_count})
 
 
@@ -169,4 +169,4 @@ def list_loras() -> Response:
 def list_presets() -> Response:
     """fast, balanced and quality for the model's family: steps, guidance, sampler, decoder, LoRAs, needs."""
     svc = services()
-    return jsonify(lora_listing.presets_view(svc.settings, generation_extras.model_folder(svc.settings, svc.loader)))
+    return jsonify(lora_listing.presets_view(svc.settings, generation_extras.default_model(svc.loader).folder))
