@@ -14,7 +14,7 @@ from typing import Any
 
 from sdedge.config import Settings
 from sdedge.file_store import FileStore, remove_job_files
-from sdedge.job_store import JobStore
+from sdedge.job_store import JobStore, Released
 from sdedge.nodes import NodeRegistry
 
 log = logging.getLogger(__name__)
@@ -28,17 +28,21 @@ class Housekeeping:
     """The periodic duties of one node."""
 
     def __init__(self, settings: Settings, job_store: JobStore, images: FileStore, input_files: FileStore,
-                 nodes: NodeRegistry, describe_workers: Callable[[], list[dict[str, Any]]]) -> None:
+                 nodes: NodeRegistry, describe_workers: Callable[[], list[dict[str, Any]]],
+                 on_released: Callable[[Released, str], None] | None = None) -> None:
         self.settings, self.job_store, self.images, self.input_files = settings, job_store, images, input_files
         self.nodes, self.describe_workers = nodes, describe_workers
+        self.on_released = on_released  # told of every job taken back from a dead worker (job events)
         self._last: dict[str, float] = {}
 
     def run(self) -> None:
         """Do whatever is due."""
         if self._due("expire", max(0.5, self.settings.lease_seconds / 4)):
-            requeued, failed = self.job_store.requeue_expired(MAX_ATTEMPTS, self.settings.lease_seconds)
-            if requeued or failed:
-                log.warning("leases lapsed: %d job(s) re-queued, %d failed as interrupted", requeued, failed)
+            released = self.job_store.requeue_expired(MAX_ATTEMPTS, self.settings.lease_seconds)
+            if released.jobs:
+                log.warning("leases lapsed: %d job(s) re-queued, %d failed as interrupted", *released[:2])
+                if self.on_released:
+                    self.on_released(released, "lease_expired")
         if self._due("beat", BEAT_EVERY_SECONDS):
             self.nodes.beat(self.describe_workers())
         if self._due("prune", PRUNE_EVERY_SECONDS):

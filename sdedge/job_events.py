@@ -1,8 +1,10 @@
 """Job events: what happened to a job, told once to whoever listens (metrics, JSON logs).
 
 The service says `submitted` and `canceled` (a queued job); the worker says `started`, `progress`,
-`succeeded`, `failed` and `canceled` (a running job). Listeners run in the emitting thread and must be
-quick; one that raises is logged and never stops a job.
+`succeeded`, `failed`, `canceled` (a running job) and `requeued` (one it handed back at shutdown); the
+node's duties say `requeued`, `failed` or `canceled` for the jobs a crash left running (recovered at
+start-up) or whose lease lapsed (`released_events`, with the reason). Listeners run in the emitting
+thread and must be quick; one that raises is logged and never stops a job.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sdedge.job_store import Job
+from sdedge.job_store import Job, Released
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["submitted", "started", "progress", "succeeded", "failed", "canceled"]
-KINDS: tuple[Kind, ...] = ("submitted", "started", "progress", "succeeded", "failed", "canceled")
+Kind = Literal["submitted", "started", "progress", "succeeded", "failed", "canceled", "requeued"]
+KINDS: tuple[Kind, ...] = ("submitted", "started", "progress", "succeeded", "failed", "canceled", "requeued")
 ENDINGS = ("succeeded", "failed", "canceled")
 # Stage timings the engine and worker record in a job's result (milliseconds), by stage name.
 STAGE_TIMINGS = {"text_encoder": "text_encoder_ms", "denoise": "unet_ms", "decode": "vae_decoder_ms",
@@ -49,13 +51,14 @@ class JobEvent:
     step: int | None = None
     total: int | None = None
     error: dict[str, Any] | None = None
+    reason: str | None = None  # why the node's duties moved the job: "recovered" (start-up) or "lease_expired"
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready fields, unset ones left out."""
         found = {"event": self.kind, "job_id": self.job_id, "mode": self.mode, "model": self.model, "node": self.node,
                  "priority": self.priority, "queue_wait_seconds": self.queue_wait_seconds,
                  "run_seconds": self.run_seconds, "stage_seconds": self.stage_seconds or None,
-                 "step": self.step, "total": self.total, "error": self.error}
+                 "step": self.step, "total": self.total, "error": self.error, "reason": self.reason}
         return {key: value for key, value in found.items() if value is not None}
 
 
@@ -68,6 +71,13 @@ def event_for(kind: Kind, job: Job, *, model: str, node: str, now: float | None 
         if now is not None and kind in ENDINGS:
             run = max(0.0, now - job.started_at)
     return JobEvent(kind, job.id, job.type, job_model(job, model), node, job.priority, wait, run, **extra)
+
+
+def released_events(released: Released, reason: str, *, model: str, node: str) -> list[JobEvent]:
+    """The events of jobs a node took back from a dead worker: re-queued, failed as interrupted, or canceled
+    (their cancel had been asked). No run time: the worker's end is not known."""
+    return [event_for(kind, job, model=model, node=node, error=job.error, reason=reason)
+            for kind, job in released.jobs]
 
 
 def stage_seconds(timings: dict[str, Any]) -> dict[str, float]:

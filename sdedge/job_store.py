@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine, RowMapping
@@ -48,8 +48,6 @@ class JobStatus(str, Enum):
 
 FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 FINISHED_VALUES = [s.value for s in FINISHED]
-
-
 
 
 @dataclass
@@ -96,6 +94,13 @@ class Job:
             owner=row.get("owner"), model=row.get("model"), device=row.get("device"), worker=row.get("worker"),
         )
 
+
+class Released(NamedTuple):
+    """Running jobs taken back from a dead worker: counts, and each job (as left) with what became of it."""
+
+    requeued: int
+    failed: int
+    jobs: tuple[tuple[Literal["canceled", "failed", "requeued"], Job], ...] = ()
 
 
 def _loads(text: str | None) -> Any:
@@ -262,35 +267,40 @@ class JobStore:
         return job
 
     # -- recovery and pruning ------------------------------------------------------------------
-    def recover(self, worker_prefix: str, max_attempts: int = 2) -> tuple[int, int]:
+    def recover(self, worker_prefix: str, max_attempts: int = 2) -> Released:
         """After a restart: this node's running jobs (its old process is gone) end their lease now.
 
-        Returns (re-queued, failed): a job is re-queued once and failed as interrupted on its next loss.
+        Returns (re-queued, failed, jobs): a job is re-queued once and failed as interrupted on its next loss.
         """
         return self._release(jobs_table.c.worker.like(f"{worker_prefix}%"), max_attempts)
 
-    def requeue_expired(self, max_attempts: int = 2, legacy_lease_seconds: float = 60.0) -> tuple[int, int]:
+    def requeue_expired(self, max_attempts: int = 2, legacy_lease_seconds: float = 60.0) -> Released:
         """Any node: running jobs whose lease lapsed (their worker died) are re-queued, or failed past max_attempts."""
         c = jobs_table.c
         # rows from before leases existed have only a heartbeat
         expires = func.coalesce(c.lease_expires_at, c.heartbeat_at + legacy_lease_seconds)
         return self._release(expires < db_now(self.db), max_attempts)
 
-    def _release(self, which: Any, max_attempts: int) -> tuple[int, int]:
-        c = jobs_table.c
+    def _release(self, which: Any, max_attempts: int) -> Released:
+        c, table = jobs_table.c, jobs_table
         lost = (c.status == JobStatus.RUNNING.value) & which
         ended = {"worker": None, "lease_expires_at": None, "finished_at": db_now(self.db)}
         canceled = json.dumps({"code": "canceled", "message": "canceled on request"})
         interrupted = json.dumps({"code": "interrupted", "message": "the server running this job stopped, twice"})
         with self.db.begin() as conn:
-            conn.execute(update(jobs_table).where(lost, c.cancel_requested.is_(True)).values(
+            def moved(statement: Any) -> list[Job]:  # RETURNING: the rows as this update left them
+                return [Job.from_row(row) for row in conn.execute(statement.returning(*table.c)).mappings()]
+            canceled_jobs = moved(update(table).where(lost, c.cancel_requested.is_(True)).values(
                 status=JobStatus.CANCELED.value, error=canceled, **ended))
-            failed = conn.execute(update(jobs_table).where(lost, c.attempts >= max_attempts).values(
-                status=JobStatus.FAILED.value, error=interrupted, **ended)).rowcount
-            requeued = conn.execute(update(jobs_table).where(lost).values(
+            failed = moved(update(table).where(lost, c.attempts >= max_attempts).values(
+                status=JobStatus.FAILED.value, error=interrupted, **ended))
+            requeued = moved(update(table).where(lost).values(
                 status=JobStatus.QUEUED.value, worker=None, node=None, lease_expires_at=None, progress_step=0,
-                started_at=None, preview=None, cancel_requested=False)).rowcount
-        return requeued, failed
+                started_at=None, preview=None, cancel_requested=False))
+        jobs: list[tuple[Literal["canceled", "failed", "requeued"], Job]] = [
+            *(("canceled", j) for j in canceled_jobs), *(("failed", j) for j in failed),
+            *(("requeued", j) for j in requeued)]
+        return Released(len(requeued), len(failed), tuple(jobs))
 
     def prunable(self, older_than: float, max_total_bytes: int) -> list[Job]:
         """Finished jobs to remove: older than the cut-off, then the oldest until under the size budget."""

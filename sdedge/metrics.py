@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from sdedge import __version__
 from sdedge.engine.loader import LoadState
 from sdedge.foreign_errors import is_database_outage
-from sdedge.job_events import JobEvent
+from sdedge.job_events import ENDINGS, JobEvent
 from sdedge.job_store import JobStatus
 
 if TYPE_CHECKING:
@@ -34,15 +34,24 @@ WAIT_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+def api_name(kind: str) -> str:
+    """An event or stored status as the API names it: succeeded is completed, running is processing."""
+    try:
+        return JobStatus(kind).api
+    except ValueError:
+        return kind  # submitted, started, requeued: events, not statuses
+
+
 class AppMetrics:
     """The registry of one app, its event-driven metrics, and the per-scrape collector."""
 
     def __init__(self, svc: Services) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.jobs = Counter("sdedge_jobs", "Job events seen by this node: submitted, started, succeeded, failed, "
-                            "canceled", ["event", "mode", "model"], registry=r)
-        self.duration = Histogram("sdedge_job_duration_seconds", "Run time of finished jobs (started to ended)",
+        self.jobs = Counter("sdedge_jobs", "Job events seen by this node: submitted, started, completed, failed, "
+                            "canceled, requeued", ["event", "mode", "model"], registry=r)
+        self.duration = Histogram("sdedge_job_duration_seconds", "Run time of finished jobs (started to ended; "
+                                  "status: completed, failed, canceled)",
                                   ["mode", "model", "status"], buckets=JOB_BUCKETS, registry=r)
         self.queue_wait = Histogram("sdedge_job_queue_wait_seconds", "Time jobs waited in the queue before starting",
                                     ["mode", "model"], buckets=WAIT_BUCKETS, registry=r)
@@ -57,14 +66,14 @@ class AppMetrics:
         svc.events.subscribe(self.on_event)
 
     def on_event(self, event: JobEvent) -> None:
-        """Count a job event and observe its durations."""
+        """Count a job event and observe its durations (an ending under the API's status name)."""
         if event.kind == "progress":
             return
-        self.jobs.labels(event.kind, event.mode, event.model).inc()
+        self.jobs.labels(api_name(event.kind), event.mode, event.model).inc()
         if event.kind == "started" and event.queue_wait_seconds is not None:
             self.queue_wait.labels(event.mode, event.model).observe(event.queue_wait_seconds)
-        if event.run_seconds is not None:
-            self.duration.labels(event.mode, event.model, event.kind).observe(event.run_seconds)
+        if event.run_seconds is not None and event.kind in ENDINGS:
+            self.duration.labels(event.mode, event.model, api_name(event.kind)).observe(event.run_seconds)
         for stage, seconds in event.stage_seconds.items():
             if stage == "denoise":
                 if event.denoise_steps:
@@ -102,14 +111,18 @@ class StateCollector(Collector):
 
     def _jobs(self) -> Iterator[Metric]:
         store = self.svc.generation.job_store
-        by_status = GaugeMetricFamily("sdedge_jobs_stored", "Jobs in the job store by status, mode and model (shared "
-                                      "by a fleet; pruning removes finished ones)", labels=["status", "mode", "model"])
-        default = self.svc.settings.stable_diffusion_repo_id
+        by_status = GaugeMetricFamily("sdedge_jobs_stored", "Jobs in the job store by status (the API's names: "
+                                      "queued, processing, completed, failed, canceled), mode and model (shared by a "
+                                      "fleet; pruning removes finished ones)", labels=["status", "mode", "model"])
+        default = self.svc.loader.model_name()  # as job events label a job that named no model
         depth = GaugeMetricFamily("sdedge_queue_depth", "Queued jobs by priority", labels=["priority"])
-        running = 0
+        running, stored = 0, dict[tuple[str, str, str], int]()  # no model named and the default's: one series
         for status, mode, model, count in store.tally("status", "type", "model"):
-            by_status.add_metric([status, mode, model or default], count)
+            key = (api_name(status), mode, model or default)
+            stored[key] = stored.get(key, 0) + count
             running += count if status == JobStatus.RUNNING.value else 0
+        for labels, count in stored.items():
+            by_status.add_metric(list(labels), count)
         for status, priority, count in store.tally("status", "priority"):
             if status == JobStatus.QUEUED.value:
                 depth.add_metric([str(priority)], count)

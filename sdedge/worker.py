@@ -266,6 +266,7 @@ class Worker:
         elif self._stopping.is_set() and not tracker.canceled:
             self._persist(lambda: self.job_store.requeue(job.id, attempt=job.attempts),
                           f"the re-queueing of job {job.id}")
+            self.emit("requeued", job, reason="shutdown")
         elif self._keep_partial and partial is not None:  # A1111's interrupt: the caller gets the partial image
             step = self.current.step if self.current else None
             loader = _local_loader(self.source)

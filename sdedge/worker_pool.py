@@ -20,8 +20,8 @@ from sdedge.engine.loader import EngineLoader
 from sdedge.engine.params import Engine
 from sdedge.file_store import FileStore
 from sdedge.housekeeping import MAX_ATTEMPTS, Housekeeping
-from sdedge.job_events import JobEvents
-from sdedge.job_store import JobStore
+from sdedge.job_events import JobEvents, released_events
+from sdedge.job_store import JobStore, Released
 from sdedge.nodes import NodeRegistry
 from sdedge.notifier import Notifier
 from sdedge.remote.source import RemoteSource
@@ -73,7 +73,7 @@ class SharedDuties:
     """Crash recovery once per node (before any worker claims), then housekeeping, from any worker's thread."""
 
     def __init__(self, job_store: JobStore, housekeeping: Housekeeping, node: str) -> None:
-        self.job_store, self.housekeeping, self.node = job_store, housekeeping, node
+        self.job_store, self.housekeeping, self.node = job_store, housekeeping, node  # its on_released: events
         self._lock = threading.Lock()
         self._recovered = False
 
@@ -83,10 +83,12 @@ class SharedDuties:
             return
         try:
             if not self._recovered:
-                requeued, failed = self.job_store.recover(f"{self.node}:", MAX_ATTEMPTS)
-                if requeued or failed:
+                released = self.job_store.recover(f"{self.node}:", MAX_ATTEMPTS)
+                if released.jobs:
                     log.warning("recovered after a crash: %d job(s) re-queued, %d failed as interrupted",
-                                requeued, failed)
+                                *released[:2])
+                    if self.housekeeping.on_released:
+                        self.housekeeping.on_released(released, "recovered")
                 self._recovered = True
             self.housekeeping.run()
         finally:
@@ -107,7 +109,9 @@ class WorkerPool:
         self.settings, self.job_store, self.images, self.input_files = settings, job_store, images, input_files
         self.events = events or JobEvents()
         self.notifier, self.loaders, self.remotes = notifier, loaders, remotes
-        self.housekeeping = Housekeeping(settings, job_store, images, input_files, nodes, self.describe)
+        self.node = nodes.node
+        self.housekeeping = Housekeeping(settings, job_store, images, input_files, nodes, self.describe,
+                                         on_released=self._released)
         self.duties = SharedDuties(job_store, self.housekeeping, nodes.node)
         self._stopping = threading.Event()
         self.local_sources = [LocalSource(loader) for loader in loaders]
@@ -115,6 +119,12 @@ class WorkerPool:
                         for source in self.local_sources]
         self.workers += [self._worker(remote, f"remote-{remote.remote.id}", self._remote_scope(remote), nodes.node)
                          for remote in remotes]
+
+    def _released(self, released: Released, reason: str) -> None:
+        """Job events for jobs taken back from a dead worker (a crash before this start, a lapsed lease)."""
+        default = self.loaders[0].model_name() if self.loaders else self.settings.stable_diffusion_repo_id
+        for event in released_events(released, reason, model=default, node=self.node):
+            self.events.emit(event)
 
     def _worker(self, source: Any, label: str, scope: Callable[[], ClaimScope], node: str) -> Worker:
         return Worker(self.settings, self.job_store, self.images, self.input_files, source, self.notifier, node,

@@ -90,10 +90,13 @@ def test_concurrent_workers_never_claim_the_same_job(tmp_path: Path) -> None:
 def test_recovery_requeues_once_then_fails_as_interrupted(store: JobStore) -> None:
     job_id = add(store)
     store.claim_next("host:1")
-    assert store.recover("host:") == (1, 0)
+    released = store.recover("host:")
+    assert released[:2] == (1, 0) and [(kind, j.id, j.status) for kind, j in released.jobs] == \
+        [("requeued", job_id, JobStatus.QUEUED)]  # each job as the release left it, for its job event
     assert store.get(job_id).status is JobStatus.QUEUED
     store.claim_next("host:2")
-    assert store.recover("host:") == (0, 1)
+    released = store.recover("host:")
+    assert released[:2] == (0, 1) and [(kind, j.id) for kind, j in released.jobs] == [("failed", job_id)]
     failed = store.get(job_id)
     assert failed.status is JobStatus.FAILED and failed.error["code"] == "interrupted"  # type: ignore[index]
 
@@ -101,7 +104,7 @@ def test_recovery_requeues_once_then_fails_as_interrupted(store: JobStore) -> No
 def test_recovery_leaves_other_hosts_jobs_alone(store: JobStore) -> None:
     job_id = add(store)
     store.claim_next("other-host:7")
-    assert store.recover("this-host:") == (0, 0)
+    assert store.recover("this-host:") == (0, 0, ())
     assert store.get(job_id).status is JobStatus.RUNNING
 
 

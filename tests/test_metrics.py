@@ -70,16 +70,18 @@ def test_counters_move_as_jobs_succeed_fail_and_are_canceled(app: Flask, client:
     after = scrape(client)
     job_model = app.extensions["sdedge"].loader.model_name()  # jobs are labelled by their model's id (GET /models)
     jobs = {event: value(after, "sdedge_jobs_total", event=event, mode="text2img", model=job_model)
-            for event in ("submitted", "succeeded", "failed", "canceled")}
-    assert jobs == {"submitted": 3, "succeeded": 1, "failed": 1, "canceled": 1}
-    assert value(after, "sdedge_job_duration_seconds_count", status="succeeded") == 1
+            for event in ("submitted", "completed", "failed", "canceled")}
+    assert jobs == {"submitted": 3, "completed": 1, "failed": 1, "canceled": 1}  # the API's status names
+    assert value(after, "sdedge_job_duration_seconds_count", status="completed") == 1
     assert value(after, "sdedge_job_queue_wait_seconds_count") >= 2
     # genai reports no text-encoder duration on this runtime for the tiny model (it is counted when reported)
     for stage in ("denoise_step", "decode", "save"):
         assert value(after, "sdedge_stage_seconds_count", stage=stage) == 1, stage
         assert value(after, "sdedge_stage_seconds_sum", stage=stage) > 0, stage
-    assert value(after, "sdedge_jobs_stored", status="succeeded", mode="text2img") == 1
+    assert value(after, "sdedge_jobs_stored", status="completed", mode="text2img") == 1
     assert value(after, "sdedge_jobs_stored", status="failed") == 1
+    statuses = {dict(labels).get(key) for (name, labels) in after for key in ("status", "event")} - {None}
+    assert not statuses & {"succeeded", "running"}, statuses  # never the database's names
     assert value(after, "sdedge_queue_depth") == 0
     worker = [labels for (name, labels), v in after.items() if name == "sdedge_worker_info" and v == 1]
     assert len(worker) == 1 and dict(worker[0])["device"] == "CPU" and dict(worker[0])["model"]
