@@ -96,9 +96,15 @@ class ModelService:
         shutil.rmtree(entry.folder, ignore_errors=True)
         return {**self.describe(self.library.get(model_id)), "freed_bytes": freed}
 
-    def set_default(self, name: str) -> ModelEntry:
-        """Make the named model the default (A1111's sd_model_checkpoint); 400 for one we do not offer."""
+    def set_default(self, name: str, caller: Principal) -> ModelEntry:
+        """Make the named model the default (A1111's sd_model_checkpoint); 400 for one we do not offer. It changes
+        the server for everybody: admins only once accounts exist (naming the default it is already is a no-op
+        anyone may send, as A1111 clients do when they connect)."""
         entry = self.library.resolve(name, field="sd_model_checkpoint")
+        if entry.id == self.library.default_id():
+            return entry
+        _admin_only(caller, "change the default model (a request picks its own with `model`, or A1111's "
+                            "override_settings.sd_model_checkpoint)")
         if not entry.installed and not (self.settings.auto_download_models and entry.repo_id):
             message = f"model {entry.id} is not installed: download it first (POST /models/{entry.id}/download)"
             raise Conflict(message, detail("sd_model_checkpoint", message, "not_installed"))

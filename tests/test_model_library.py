@@ -115,6 +115,25 @@ def test_a1111_options_switch_the_default_and_override_settings_pick_per_request
     assert bad.status_code == 400 and "my-model" in bad.get_json()["error"]["message"]
 
 
+def test_with_accounts_only_an_admin_changes_the_default_through_the_a1111_options(two_models: Flask) -> None:
+    from authhelp import add_account
+
+    alice, root = add_account(two_models, "alice"), add_account(two_models, "root", admin=True)
+    client = two_models.test_client()
+    refused = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "my-model"}, headers=alice.bearer)
+    assert refused.status_code == 403, refused.get_json()
+    error = refused.get_json()["error"]  # the A1111 surface's (sdedge's) error shape
+    assert error["code"] == "forbidden" and "admin" in error["message"] and "override_settings" in error["message"]
+    assert client.get("/sdapi/v1/options", headers=alice.bearer).get_json()["sd_model_checkpoint"] == "tiny-sd-int8-ov"
+    # naming the default it already is changes nothing: clients send it when they connect
+    same = client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "tiny-sd-int8-ov", "CLIP_stop_at_last_layers": 1},
+                       headers=alice.bearer)
+    assert same.status_code == 200
+    assert client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "my-model"}).status_code == 401
+    assert client.post("/sdapi/v1/options", json={"sd_model_checkpoint": "my-model"}, headers=root.bearer).status_code == 200
+    assert client.get("/sdapi/v1/options", headers=alice.bearer).get_json()["sd_model_checkpoint"] == "my-model"
+
+
 def test_openai_model_selects_and_unknown_is_a_400_listing_models(two_models: Flask) -> None:
     client = two_models.test_client()
     ids = [m["id"] for m in client.get("/v1/models").get_json()["data"]]

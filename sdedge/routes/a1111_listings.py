@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from sdedge import generation_extras, lora_listing
+from sdedge.auth import caller
 from sdedge.openapi_spec import documented
 from sdedge.routes.http_input import json_body
 from sdedge.samplers import SAMPLERS
@@ -144,7 +145,7 @@ def set_options() -> Response:
     """Accept options; sd_model_checkpoint (id, name or title of one of /sd-models) becomes the default model."""
     wanted = json_body().get("sd_model_checkpoint")
     if wanted is not None:
-        services().models.set_default(str(wanted))
+        services().models.set_default(str(wanted), caller())  # admins only, once accounts exist
     return jsonify(None)
 
 
