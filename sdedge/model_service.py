@@ -20,11 +20,25 @@ from sdedge.remote.models import RemoteModel, remote_models
 
 
 class ModelService:
-    """Models: listing, download, delete, default."""
+    """Models: listing, download, delete, default (on every device: one loader and engine pool per device)."""
 
-    def __init__(self, loader: EngineLoader, downloads: ModelDownloads) -> None:
-        self.loader, self.library, self.downloads = loader, loader.library, downloads
-        self.settings = loader.settings
+    def __init__(self, loaders: list[EngineLoader], downloads: ModelDownloads) -> None:
+        self.loaders = loaders  # the first device's first (its pool is the one `pool` describes)
+        self.loader, self.library, self.downloads = loaders[0], loaders[0].library, downloads
+        self.settings = self.loader.settings
+
+    def devices_of(self, model_id: str) -> list[dict[str, Any]]:
+        """The devices this model is loaded on: each worker's requested device and the one its engine runs on."""
+        found = []
+        for loader in self.loaders:
+            engine = loader.pool.engine(model_id)
+            if engine is not None:
+                found.append({"device": loader.device, "actual": engine.device})
+        return found
+
+    def pools(self) -> list[dict[str, Any]]:
+        """Each device's engine pool: its loaded models with their measured memory."""
+        return [{"device": loader.device, **loader.pool.status()} for loader in self.loaders]
 
     def describe(self, entry: ModelEntry) -> dict[str, Any]:
         """One model in seed 002's shape (id, name, description, type, loaded, version) and the library's fields."""
@@ -32,18 +46,18 @@ class ModelService:
         cat = entry.catalog
         download = self.downloads.state(entry.id)
         on_disk = model_files.folder_bytes(entry.folder) if entry.folder.is_dir() else 0
-        loaded = entry.id in self.loader.pool.loaded_ids() and not self.settings.use_mocks
+        devices = [] if self.settings.use_mocks else self.devices_of(entry.id)
         view: dict[str, Any] = {
             "id": entry.id, "name": entry.name, "description": entry.description,
             "type": cat.type if cat else ("inpainting" if "text2img" not in entry.modes() else
                                           "distilled" if family and family.distilled else "base"),
-            "loaded": loaded, "version": cat.version if cat else None,
+            "loaded": bool(devices), "devices": devices, "version": cat.version if cat else None,
             "family": entry.family_id, "family_name": family.name if family else None,
             "family_source": "model_index.json" if entry.family else ("catalog" if cat else None),
             "source": entry.source, "repo_id": entry.repo_id, "path": str(entry.folder) if entry.installed else None,
             "installed": entry.installed, "size_bytes": on_disk,
             "download_size_bytes": cat.estimated_bytes if cat else None, "download_size_estimated": bool(cat),
-            "default": entry.is_default, "loading": self.loader.pool.loading == entry.id,
+            "default": entry.is_default, "loading": any(loader.pool.loading == entry.id for loader in self.loaders),
             "modes": entry.modes(), "negative_prompt": entry.negative_prompt,
             "guidance": family.guidance.value if family else None,
             "size_multiple": family.size_multiple if family else 8,
@@ -63,7 +77,7 @@ class ModelService:
         remote = [_remote_view(model) for model in remote_models(self.settings)]
         return {"models": [*(self.describe(m) for m in models), *remote],
                 "default": next(m.id for m in models if m.is_default),
-                "models_dir": str(self.settings.models_dir), "pool": self.loader.pool.status()}
+                "models_dir": str(self.settings.models_dir), "pool": self.loader.pool.status(), "pools": self.pools()}
 
     def get(self, model_id: str) -> dict[str, Any]:
         """GET /models/<id>."""
@@ -113,7 +127,7 @@ class ModelService:
 
     def health(self) -> dict[str, Any]:
         """The models part of /health: loaded ones, the default, and downloads in progress."""
-        return {"default": self.library.default_id(), **self.loader.pool.status(),
+        return {"default": self.library.default_id(), **self.loader.pool.status(), "pools": self.pools(),
                 "downloads": self.downloads.active()}
 
 

@@ -174,6 +174,8 @@ class ModelView(_Open):
     description: str
     type: str
     loaded: bool
+    devices: list[dict[str, Any]] = Field(description="Where it is loaded: each worker's device and the one its "
+                                                      "engine runs on (several with OPENVINO_DEVICE=GPU,CPU).")
     version: str | None
     family: str | None
     source: str

@@ -111,3 +111,26 @@ def test_a_single_missing_device_still_falls_back_to_one_cpu_worker(tmp_path: Pa
     assert [loader.device for loader in svc.worker.loaders] == ["CPU"]
     job = finished(app.test_client(), submit(app.test_client(), device="CPU")["id"])
     assert job["status"] == "completed" and job["result"]["worker"]["device"] == "CPU"
+
+
+def test_models_reports_every_device_a_model_is_loaded_on(tmp_path: Path, pretend_gpu: None) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "second").symlink_to(Path(__file__).parent / "fixtures" / "tiny-sdxl-int8-ov", target_is_directory=True)
+    app = start_app(make_settings(tmp_path, openvino_device="GPU,CPU", worker_poll_seconds=0.2, models_dir=library))
+    wait_for(lambda: all(loader.ready for loader in app.extensions["sdedge"].worker.loaders), timeout=600)
+    client = app.test_client()
+
+    def devices() -> dict[str, list[tuple[str, str]]]:
+        return {m["id"]: [(d["device"], d["actual"]) for d in m["devices"]]
+                for m in client.get("/models").get_json()["models"] if m["installed"]}
+    default = client.get("/models").get_json()["default"]
+    assert devices()[default] == [("GPU", "GPU"), ("CPU", "CPU")]  # each device loaded the default at start-up
+    job = finished(client, submit(client, device="CPU", model="second", width=64, height=64)["id"])
+    assert job["status"] == "completed", job.get("error")
+    now = devices()  # MAX_LOADED_MODELS=1 per device: the CPU worker switched, the GPU one kept the default
+    assert now["second"] == [("CPU", "CPU")] and now[default] == [("GPU", "GPU")]
+    listed = client.get("/models").get_json()
+    assert [(p["device"], [m["model"] for m in p["loaded"]]) for p in listed["pools"]] == \
+        [("GPU", [default]), ("CPU", ["second"])]
+    assert [p["device"] for p in client.get("/health").get_json()["models"]["pools"]] == ["GPU", "CPU"]
