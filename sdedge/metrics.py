@@ -131,11 +131,11 @@ class StateCollector(Collector):
         yield GaugeMetricFamily("sdedge_jobs_running", "Running jobs (every node)", value=running)
 
     def _model(self) -> Iterator[Metric]:
-        loader, settings = self.svc.loader, self.svc.settings
+        loader = self.svc.loader
         state = GaugeMetricFamily("sdedge_model_state", "1 for the state the model loader is in on this node",
                                   labels=["model", "state"])
-        for value in LoadState:
-            state.add_metric([settings.stable_diffusion_repo_id, value.value], float(loader.state is value))
+        for value in LoadState:  # the start-up load of the default model (later loads: sdedge_model_loads)
+            state.add_metric([loader.startup_model or loader.model_name(), value.value], float(loader.state is value))
         yield state
         loads = CounterMetricFamily("sdedge_model_loads", "Model loads on this node by how they ended",
                                     labels=["model", "outcome"])
@@ -144,11 +144,13 @@ class StateCollector(Collector):
         counted: dict[tuple[str, str], int] = {}
         spent: dict[str, float] = {}
         switches, previous = 0, None
-        for record in list(getattr(loader, "load_history", [])):
-            counted[(record.model, record.outcome)] = counted.get((record.model, record.outcome), 0) + 1
-            spent[record.model] = spent.get(record.model, 0.0) + record.seconds
-            switches += int(previous is not None and record.model != previous)
-            previous = record.model
+        for each in self.svc.loaders:  # every device's loads; a switch: a load of another model on that device
+            previous = None
+            for record in list(getattr(each, "load_history", [])):
+                counted[(record.model, record.outcome)] = counted.get((record.model, record.outcome), 0) + 1
+                spent[record.model] = spent.get(record.model, 0.0) + record.seconds
+                switches += int(previous is not None and record.model != previous)
+                previous = record.model
         for (model, outcome), count in counted.items():
             loads.add_metric([model, outcome], count)
         for model, total in spent.items():

@@ -50,7 +50,7 @@ def submit(client: FlaskClient, **fields: Any) -> str:
 def test_counters_move_as_jobs_succeed_fail_and_are_canceled(app: Flask, client: FlaskClient,
                                                              settings: Settings) -> None:
     before = scrape(client)
-    model = settings.stable_diffusion_repo_id
+    model = app.extensions["sdedge"].loader.model_name()  # the default model's id, as GET /models lists it
     assert value(before, "sdedge_jobs_total", event="submitted") == 0
     assert value(before, "sdedge_model_state", state="ready", model=model) == 1
     assert value(before, "sdedge_model_loads_total", outcome="ready") == 1
@@ -88,6 +88,24 @@ def test_counters_move_as_jobs_succeed_fail_and_are_canceled(app: Flask, client:
     assert value(after, "sdedge_output_free_bytes") > 0
     assert value(after, "sdedge_http_requests_total", route="/generate/text2img", status="202") == 3
     assert value(after, "sdedge_http_requests_total", route="<unmatched>", status="404") == 1
+
+
+def test_loads_of_other_models_for_jobs_are_counted_with_the_switches(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    library = Path(tmp_path) / "library"
+    library.mkdir()
+    (library / "second").symlink_to(Path(__file__).parent / "fixtures" / "tiny-sdxl-int8-ov", target_is_directory=True)
+    app = start_app(make_settings(tmp_path, models_dir=library))
+    client = app.test_client()
+    default = app.extensions["sdedge"].loader.model_name()
+    for model in ("second", default):  # MAX_LOADED_MODELS=1: each job switches
+        assert finished(client, submit(client, model=model))["status"] == "completed"
+    samples = scrape(client)
+    assert value(samples, "sdedge_model_loads_total", model="second", outcome="ready") == 1
+    assert value(samples, "sdedge_model_loads_total", model=default, outcome="ready") == 2  # start-up, switch back
+    assert value(samples, "sdedge_model_switches_total") == 2
+    assert value(samples, "sdedge_model_load_seconds_total", model="second") > 0
 
 
 def test_queue_depth_by_priority(settings: Settings) -> None:

@@ -145,7 +145,7 @@ class EngineLoader:
             log.exception("loading the model failed")
             self._set(LoadState.FAILED, f"loading the model failed: {exc}")
         finally:
-            self.load_history.append(LoadRecord(self.settings.stable_diffusion_repo_id, self.state.value,
+            self.load_history.append(LoadRecord(self.startup_model or self.library.default_id(), self.state.value,
                                                 time.perf_counter() - started))
             self._ready.set()
 
@@ -181,9 +181,18 @@ class EngineLoader:
         )
 
     def _build_model(self, model_id: str, report: LoadReport) -> Engine:
-        """Build the engine of one library model (the pool calls this), downloading it first if allowed."""
+        """Build the engine of one library model (the pool calls this for a job), recorded in load_history."""
         if self.settings.use_mocks:
             return MockEngine(self.device)
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            engine = self._build_library_model(model_id, report)
+            outcome = "ready"
+            return engine
+        finally:
+            self.load_history.append(LoadRecord(model_id, outcome, time.perf_counter() - started))
+
+    def _build_library_model(self, model_id: str, report: LoadReport) -> Engine:
         entry = self.library.get(model_id)
         if not entry.installed:
             self._download_for_job(entry, report)
