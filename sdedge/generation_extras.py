@@ -85,10 +85,10 @@ def resolve(request: Any, settings: Settings, model: JobModel) -> Extras:
     return Extras(loras, preset, decoder)
 
 
-def default_model(loader: Any) -> JobModel:
-    """The default model (listings without a model named): the library's, as A1111's options left it."""
-    library = loader.library
-    return JobModel.of(library.get(library.default_id()))
+def listed_model(loader: Any, name: str | None = None) -> JobModel:
+    """The model a listing (/loras, /presets) describes: the one named (400 naming the available ones for an
+    unknown name), else the default, as A1111's options left it."""
+    return JobModel.of(loader.library.resolve(name))
 
 
 def for_job(request: Any, settings: Settings, entry: ModelEntry | None) -> Extras:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sdedge.config import Settings
-from sdedge.families import FAMILIES, FamilyId
+from sdedge.families import FAMILIES, Family, FamilyId
 from sdedge.generation_extras import family_of
 from sdedge.loras import (
     LoraError, LoraFile, LoraInfo, check_fits, inspect_lora, list_loras, model_arch, short_hash,
@@ -61,9 +61,10 @@ def a1111_loras(settings: Settings, model_dir: Path | None) -> list[dict[str, An
             for item in lora_items(settings, model_dir)]
 
 
-def presets_view(settings: Settings, model_dir: Path | None) -> dict[str, Any]:
-    """The model's presets, what each sets and needs, and whether it can run on this server now."""
-    family = family_of(model_dir)
+def presets_view(settings: Settings, model_dir: Path | None, family: Family | None = None) -> dict[str, Any]:
+    """The model's presets (family: read from model_dir unless given), what each sets and needs, and whether it
+    can run on this server now."""
+    family = family or family_of(model_dir)
     known = family is not None
     family = family or FAMILIES[FamilyId.SD]
     items = presets_for(family, settings.loras_dir, tiny_decoder_installed(model_dir))

@@ -248,5 +248,6 @@ class PresetList(_Open):
 
     family: str | None
     family_name: str | None
+    model: str | None = Field(None, description="The model they are for (?model=, else the default model).")
     presets: list[PresetItem]
     note: str

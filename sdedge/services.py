@@ -89,7 +89,8 @@ def build_services(settings: Settings) -> Services:
                                    events)
     accounts = AccountStore(job_store.db)
     # each model's presets in GET /models (what each runs and needs), through the library's extras hook
-    library.extras.append(lambda m: {"presets": presets_view(settings, m.folder if m.installed else None)["presets"]})
+    library.extras.append(lambda m: {"presets": presets_view(settings, m.folder if m.installed else None,
+                                                             m.family_info)["presets"]})
     models = ModelService(loaders, ModelDownloads(settings, library))
     return Services(settings, generation, loaders[0], images, worker, accounts, Authenticator(accounts, settings), nodes,
                     events, models)

@@ -121,7 +121,8 @@ function loadForm() {
       setFormReady(true);
       refreshSpeed(state.health);
       const canAdmin = !state.session?.auth_required || Boolean(state.session?.user?.admin);
-      initModels({ canAdmin, onChange: setModel }).catch(console.error); // the form works without the list
+      const onModel = (model, options) => { setModel(model, options); refreshSpeed(state.health); };
+      initModels({ canAdmin, onChange: onModel }).catch(console.error); // the form works without the list
       resumeJobs();
       loadFirst();
     })

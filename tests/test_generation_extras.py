@@ -113,3 +113,19 @@ def test_the_tiny_decoder_is_checked_on_the_jobs_model(client: FlaskClient, ids:
     assert ids["sdxl"] in found["message"] and "--tiny-autoencoder" in found["message"]
     assert found["details"][0]["field"] == "decoder"
     assert run(client, num_inference_steps=2, decoder="tiny")["result"]["parameters"]["decoder"] == "tiny"
+
+
+def test_presets_and_loras_list_for_the_model_named(client: FlaskClient, ids: dict[str, str]) -> None:
+    presets = client.get(f"/presets?model={ids['sdxl']}").get_json()
+    assert presets["family"] == "sdxl" and presets["model"] == ids["sdxl"]
+    fast = next(p for p in presets["presets"] if p["name"] == "fast")
+    assert [lora["name"] for lora in fast["loras"]] == ["lcm-lora-sdxl"]
+    assert client.get("/presets").get_json()["family"] == "sd"  # the default model's
+    flux = client.get(f"/presets?model={ids['flux']}").get_json()["presets"][0]
+    assert (flux["steps"], flux["sampler"]) == (1, "auto")
+    fits = {item["name"]: item["fits_model"] for item in client.get(f"/loras?model={ids['sdxl']}").get_json()["loras"]}
+    assert fits["tiny-xl-kohya"] is True and fits["tiny-kohya"] is False
+    fits = {item["name"]: item["fits_model"] for item in client.get("/loras").get_json()["loras"]}
+    assert fits["tiny-xl-kohya"] is False and fits["tiny-kohya"] is True
+    unknown = client.get("/presets?model=nope")
+    assert unknown.status_code == 400 and ids["sdxl"] in unknown.get_json()["error"]["message"]

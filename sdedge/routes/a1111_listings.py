@@ -175,7 +175,7 @@ LoraList = RootModel[list[Lora]]
 def loras() -> Response:
     """The LoRA files in LORA_DIR in A1111's shape (name, alias, path, metadata), with the family each fits."""
     svc = services()
-    return jsonify(lora_listing.a1111_loras(svc.settings, generation_extras.default_model(svc.loader).folder))
+    return jsonify(lora_listing.a1111_loras(svc.settings, generation_extras.listed_model(svc.loader).folder))
 
 
 @bp.post("/refresh-loras")

@@ -15,7 +15,7 @@ from sdedge.job_store import Job, JobStatus
 from sdedge.openapi_spec import documented
 from sdedge.request_schemas import ImageResponse
 from sdedge.response_schemas import Alive, Health, LoraList, ModeList, PresetList, Ready, SamplerList
-from sdedge.routes.http_input import idempotency_key, preferences, request_body
+from sdedge.routes.http_input import idempotency_key, preferences, query_args, request_body
 from sdedge.service import GenerationService, iso
 from sdedge.services import services
 
@@ -154,19 +154,31 @@ def list_modes() -> Response:
     return jsonify(server_status.mode_list(svc.settings, svc.loader))
 
 
+class ModelQuery(BaseModel):
+    """Which model a listing describes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(None, max_length=300, description="A model id of GET /models (default: the default model).")
+
+
 @bp.get("/loras")
-@documented(responses={200: LoraList})
+@documented(query=ModelQuery, responses={200: LoraList})
 def list_loras() -> Response:
-    """The LoRA files in LORA_DIR: name, alias, layout, the family each fits and whether it fits this model."""
+    """The LoRA files in LORA_DIR: name, alias, layout, the family each fits and whether it fits the model
+    (?model=, else the default)."""
     svc = services()
     s = svc.settings
-    return jsonify({"loras": lora_listing.lora_items(s, generation_extras.default_model(svc.loader).folder), "lora_dir": str(s.loras_dir),
+    folder = generation_extras.listed_model(svc.loader, query_args(ModelQuery).model).folder
+    return jsonify({"loras": lora_listing.lora_items(s, folder), "lora_dir": str(s.loras_dir),
                     "enabled": s.lora_enabled, "max_weight": s.lora_max_weight, "max_count": s.lora_max_count})
 
 
 @bp.get("/presets")
-@documented(responses={200: PresetList})
+@documented(query=ModelQuery, responses={200: PresetList})
 def list_presets() -> Response:
-    """fast, balanced and quality for the model's family: steps, guidance, sampler, decoder, LoRAs, needs."""
+    """fast, balanced and quality for the model's family (?model=, else the default): steps, guidance, sampler,
+    decoder, LoRAs, needs."""
     svc = services()
-    return jsonify(lora_listing.presets_view(svc.settings, generation_extras.default_model(svc.loader).folder))
+    model = generation_extras.listed_model(svc.loader, query_args(ModelQuery).model)
+    return jsonify({**lora_listing.presets_view(svc.settings, model.folder, model.family), "model": model.id})

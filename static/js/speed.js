@@ -4,8 +4,10 @@
 import { request } from "./api.js";
 import { $, announce, h } from "./dom.js";
 import { setValue } from "./fields.js";
+import { selectedModel } from "./models.js";
 
-const state = { presets: new Map(), loras: [], chosen: new Map(), maxWeight: 4, loaded: false, loading: false };
+const state = { presets: new Map(), loras: [], chosen: new Map(), maxWeight: 4, loaded: false, loading: false,
+  model: null };
 const SAMPLING = ["num_inference_steps", "guidance_scale", "sampler", "decoder"];
 const radios = () => [...document.querySelectorAll("input[name=preset]")];
 
@@ -85,8 +87,11 @@ function addLora(name, weight = 1) {
 
 // ---- the server's lists ----------------------------------------------------------------------------
 
-/** Load presets and LoRAs (again once the model is ready: presets follow its family); show decoders. */
+/** Load presets and LoRAs for the picked model (again once the model is ready, or another is picked: presets
+ * and which LoRAs fit follow its family); show decoders. */
 export async function refreshSpeed(health) {
+  const model = selectedModel()?.id ?? null;
+  if (model !== state.model) state.loaded = false;
   const decoders = health?.loader?.decoders ?? (health?.used_mocks ? ["full", "tiny"] : ["full"]);
   $("decoder-tiny").disabled = !decoders.includes("tiny");
   $("decoder-tiny").textContent = decoders.includes("tiny") ? "Tiny (fast)" : "Tiny (not installed)";
@@ -94,7 +99,9 @@ export async function refreshSpeed(health) {
   if (state.loaded || state.loading) return;
   state.loading = true;
   try {
-    const [presets, loras] = await Promise.all([request("/presets"), request("/loras")]);
+    const query = model ? `?model=${encodeURIComponent(model)}` : "";
+    const [presets, loras] = await Promise.all([request(`/presets${query}`), request(`/loras${query}`)]);
+    state.model = model;
     state.presets = new Map(presets.presets.map((p) => [p.name, p]));
     state.loras = loras.loras;
     state.maxWeight = loras.max_weight;
