@@ -9,6 +9,7 @@ it is listed, never run).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,8 @@ def test_a_person_picks_a_model_sees_its_facts_and_runs_a_job_on_it(browsing: Br
     expect(page.locator("#tab-text2img")).to_be_enabled()
     expect(page.locator("#model-info")).to_contain_text("Stable Diffusion XL")
     expect(page.locator("#guidance_scale")).to_have_value("5")
+    # the speed switch follows the model picked: SDXL's fast preset needs the SDXL LCM-LoRA, not SD 1.5's
+    expect(page.locator("label[for=preset-fast]")).to_have_attribute("title", re.compile("lcm-lora-sdxl"))
     page.get_by_role("tab", name="Text").click()
     fill_basic(page, "a lighthouse", steps=2)
     assert no_horizontal_scroll(page)
