@@ -8,6 +8,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from sdedge.config import Settings, load_settings
+from sdedge.engine.factory import EngineFactory, build_engine
 from sdedge.errors import register_error_handlers
 from sdedge.foreign_errors import DATABASE_ERRORS
 from sdedge.routes import openai, register_blueprints
@@ -19,14 +20,18 @@ from sdedge.metrics import AppMetrics
 from sdedge.services import Services, build_services
 
 
-def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Flask:
-    """Build the app; the engine loads in the background unless load_model is False."""
+def create_app(settings: Settings | None = None, *, load_model: bool = True,
+               engine_factory: EngineFactory = build_engine) -> Flask:
+    """Build the app; the engine loads in the background unless load_model is False.
+
+    engine_factory builds each OpenVINO engine (default: compile a new one; the tests lend loaded ones).
+    """
     settings = settings or load_settings()
     configure_logging(settings)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json = StrictJSONProvider(app)
-    app.extensions["sdedge"] = svc = build_services(settings)
+    app.extensions["sdedge"] = svc = build_services(settings, engine_factory)
     register_error_handlers(app, foreign=DATABASE_ERRORS, renderers={"/v1/": openai.openai_error})
     register_blueprints(app)
     init_integrations(app, svc)

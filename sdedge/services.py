@@ -12,6 +12,7 @@ from sdedge.accounts import AccountStore
 from sdedge.auth import Authenticator
 from sdedge.config import Settings
 from sdedge.engine.devices import plan_devices
+from sdedge.engine.factory import EngineFactory, build_engine
 from sdedge.engine.loader import EngineLoader
 from sdedge.fair_use import SubmissionMeter
 from sdedge.file_store import FileStore
@@ -71,13 +72,14 @@ def services() -> Services:
     return found
 
 
-def build_services(settings: Settings) -> Services:
-    """Wire the stores, loader, worker and generation service for one app."""
+def build_services(settings: Settings, engine_factory: EngineFactory = build_engine) -> Services:
+    """Wire the stores, loader, worker and generation service for one app (engines built by engine_factory)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the node id lives there even with DATABASE_URL
     job_store, notifier = JobStore(settings.job_database_url), Notifier()
     library = ModelLibrary(settings)  # shared by every device's loader; each loader keeps its own engine pool
     # one loader (own pipelines) per device present: OPENVINO_DEVICE=GPU,CPU runs two workers
-    loaders = [EngineLoader(settings, device, library) for device in plan_devices(settings.device_list)]
+    loaders = [EngineLoader(settings, device, library, engine_factory)
+               for device in plan_devices(settings.device_list)]
     remotes = [RemoteSource(remote) for remote in remote_models(settings)]
     shared = None if job_store.is_local else SharedFiles(job_store.db)  # a fleet: every node serves every file
     images = FileStore(settings.generated_images_dir, shared, "image")

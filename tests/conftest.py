@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import serverproc
+from engine_shelf import EngineShelf, Lender
 from sdedge.app import create_app
 from sdedge.config import Settings
 
@@ -24,6 +26,8 @@ FIXTURE_MODEL = serverproc.FIXTURE_MODEL
 # warm cache turns each start's compile into a read. (Tests of the cache itself use their own folder.)
 SHARED_COMPILE_CACHE = Path(tempfile.mkdtemp(prefix="sdedge-test-ov-cache-"))
 serverproc.EXTRA_ENV["COMPILE_CACHE_DIR"] = str(SHARED_COMPILE_CACHE)
+# Loaded engines, lent to one app after another (tests/engine_shelf.py says when one is shared and when not).
+ENGINES = EngineShelf()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -31,12 +35,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from serverproc import stop_all
 
     stop_all()
+    ENGINES.clear()
     shutil.rmtree(SHARED_COMPILE_CACHE, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fresh_engine: every app of the test loads engines of its own (loading, "
+                                       "unloading, switching, timing of a load)")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if ENGINES.built or ENGINES.reused:
+        terminalreporter.write_line(f"engines: {ENGINES.built} loaded, {ENGINES.reused} reused from the shelf")
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's own environment and .env out of the tests."""
+    strip_env(monkeypatch)
+
+
+def strip_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take every sdedge setting and hub variable out of the environment (until monkeypatch undoes it)."""
     for name in list(os.environ):
         if name in Settings.model_fields or name.lower() in Settings.model_fields:
             monkeypatch.delenv(name)
@@ -79,23 +99,64 @@ def settings(tmp_path: Path) -> Settings:
 
 
 _apps: list[Flask] = []
+_lenders: dict[int, Lender] = {}  # by id(app): where each started app's engines go back when it stops
+_fresh_engines = False  # set per test from the fresh_engine marker
 
 
-def start_app(settings: Settings) -> Flask:
-    """An app whose engine finished loading (ready or not) before the test starts; stopped after it."""
-    app = create_app(settings)
+def start_app(settings: Settings, *, fresh_engine: bool = False) -> Flask:
+    """An app whose engine finished loading (ready or not) before the test starts; stopped after it.
+
+    Its engines come from the shelf of loaded ones unless fresh_engine (or the test's fresh_engine mark)."""
+    if fresh_engine or _fresh_engines:
+        app = create_app(settings)
+    else:
+        lender = ENGINES.lender()
+        app = create_app(settings, engine_factory=lender)
+        _lenders[id(app)] = lender
     _apps.append(app)
     # generous: on a loaded 2-core machine a compile can take minutes; the bound only catches a hang
     assert app.extensions["sdedge"].loader.wait(timeout=600), "engine did not finish loading"
     return app
 
 
+def stop_app(app: Flask) -> None:
+    """Stop an app's workers, then put its engines back on the shelf (for apps that outlive one test)."""
+    if app in _apps:
+        _apps.remove(app)
+    app.extensions["sdedge"].shutdown()
+    lender = _lenders.pop(id(app), None)
+    if lender:
+        lender.give_back()
+
+
+@contextmanager
+def module_app(tmp_path: Path, **overrides: object) -> Iterator[Flask]:
+    """One app for a module of read-only tests (requests that are refused or only read), stopped at its end.
+
+    Built in a clean environment: module fixtures are set up before the per-test _clean_env."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        strip_env(monkeypatch)
+        app = start_app(make_settings(tmp_path, **overrides))
+    _apps.remove(app)  # it outlives the test that started it
+    try:
+        yield app
+    finally:
+        stop_app(app)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Read the fresh_engine mark before any fixture of the test is set up (module-scoped apps included)."""
+    global _fresh_engines
+    _fresh_engines = item.get_closest_marker("fresh_engine") is not None
+
+
 @pytest.fixture(autouse=True)
 def _stop_apps() -> Iterator[None]:
-    """Stop every app's worker thread after its test, so none keeps using the CPU."""
+    """Stop every app's worker thread after its test, so none keeps using the CPU; lend its engines again."""
     yield
     while _apps:
-        _apps.pop().extensions["sdedge"].shutdown()
+        stop_app(_apps[-1])
 
 
 @pytest.fixture

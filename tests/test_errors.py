@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from conftest import module_app
 from sdedge.errors import Conflict, InvalidRequest, QueueFull, SdedgeError, error_for, map_exceptions
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """Every request of this module is refused (or only reads), so one app serves them all."""
+    with module_app(tmp_path_factory.mktemp("errors")) as app:
+        yield app
 
 
 def assert_one_shape(body: dict[str, Any]) -> list[dict[str, Any]]:

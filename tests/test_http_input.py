@@ -5,15 +5,25 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
+from conftest import module_app
 from test_uploads import png_header_only
 
 JSON_ROUTES = ["/image", "/generate/text2img", "/sdapi/v1/txt2img", "/v1/images/generations"]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """Every request of this module is refused (or only reads), so one app serves them all."""
+    with module_app(tmp_path_factory.mktemp("http-input")) as app:
+        yield app
 
 
 def b64(data: bytes) -> str:

@@ -21,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from conftest import make_settings, start_app, wait_for
+from conftest import make_settings, start_app, stop_app, wait_for
 
 LORAS = Path(__file__).parent / "fixtures" / "loras"
 BASE = {"prompt": "a red fox", "seed": 11, "width": 64, "height": 64, "num_inference_steps": 2}
@@ -45,7 +45,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, lora_dir: Path) -> Iterator[Fl
     app = start_app(settings)
     assert app.extensions["sdedge"].loader.ready
     yield app
-    app.extensions["sdedge"].shutdown()
+    stop_app(app)
 
 
 @pytest.fixture(autouse=True)

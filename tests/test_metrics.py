@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from authhelp import add_account
-from conftest import make_settings, start_app, wait_for
+from conftest import make_settings, start_app, stop_app, wait_for
 from sdedge.config import Settings
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
@@ -174,18 +174,11 @@ def test_a_shared_fleet_database_shows_every_nodes_workers(tmp_path: Any) -> Non
             return found if found == {"alpha", "beta"} else None
         assert wait_for(names, timeout=30)
     finally:
-        for app in list(conftest_apps()):
-            app.extensions["sdedge"].shutdown()
+        import conftest
+
+        for app in list(conftest._apps):  # the apps start_app made, stopped before the database goes away
+            stop_app(app)
         postgres.remove()
-
-
-def conftest_apps() -> list[Flask]:
-    """The apps start_app made (stopped before the database goes away)."""
-    import conftest
-
-    found = list(conftest._apps)
-    conftest._apps.clear()
-    return found
 
 
 def test_a_database_outage_is_a_metric_not_a_failed_scrape(settings: Settings, monkeypatch: Any) -> None:

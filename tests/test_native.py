@@ -217,7 +217,7 @@ def stored(client: FlaskClient, job_id: str) -> Any:
 
 def test_image_waits_past_request_timeout_and_answers_with_urls(tmp_path: Path) -> None:
     client = start_app(make_settings(tmp_path, request_timeout=0.05)).test_client()
-    response = client.post("/image", json={"prompt": "x", "steps": 12, **BIG})
+    response = client.post("/image", json={"prompt": "x", "steps": 4, **BIG})  # a second or more: 20x the timeout
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["timings"]["total_ms"] > 50 and fetch_png(client, body["urls"][0]).size == (512, 512)
@@ -248,7 +248,8 @@ def test_respond_async_body_field_and_prefer_wait(tmp_path: Path) -> None:
 
 def test_prefer_wait_answers_202_after_the_wait_and_the_job_goes_on(tmp_path: Path) -> None:
     client = start_app(make_settings(tmp_path)).test_client()
-    response = client.post("/image", json={"prompt": "x", "steps": 25, **BIG}, headers={"Prefer": "wait=0.2"})
+    # six 512x512 steps take well over a second here: the job is still running when the 0.2 s wait ends
+    response = client.post("/image", json={"prompt": "x", "steps": 6, **BIG}, headers={"Prefer": "wait=0.2"})
     assert response.status_code == 202 and response.headers["Preference-Applied"] == "wait=0.2"
     job_id = response.get_json()["job_id"]
     assert wait_for(lambda: stored(client, job_id).status.finished, 300)

@@ -18,9 +18,9 @@ from typing import Any
 
 from sdedge import model_files
 from sdedge.config import Settings
+from sdedge.engine.factory import EngineFactory, EngineSpec, build_engine
 from sdedge.engine.mock import MockEngine
 from sdedge.engine.lora_state import LoraPolicy
-from sdedge.engine.openvino import OpenVINOEngine
 from sdedge.engine.params import Engine, GenerationParams
 from sdedge.engine.pool import EnginePool, LoadReport, rss_bytes
 from sdedge.errors import ModelError, ModelNotReady, SdedgeError
@@ -57,8 +57,10 @@ class LoadRecord:
 class EngineLoader:
     """Owns the engine and the story of how it was (or was not) loaded."""
 
-    def __init__(self, settings: Settings, device: str | None = None, library: ModelLibrary | None = None) -> None:
+    def __init__(self, settings: Settings, device: str | None = None, library: ModelLibrary | None = None,
+                 engine_factory: EngineFactory = build_engine) -> None:
         self.settings = settings
+        self.engine_factory = engine_factory  # builds every OpenVINO engine (sdedge/engine/factory.py)
         self.device = device or settings.device_list[0]  # the device this loader compiles for (one worker's)
         self.library = library or ModelLibrary(settings)
         self.pool = EnginePool(settings.max_loaded_models, settings.model_memory_budget_mb * 1024 * 1024)
@@ -167,7 +169,7 @@ class EngineLoader:
         return self._compile(path, default.id)
 
     def _compile(self, path: Path, model_id: str) -> Engine:
-        return OpenVINOEngine(
+        return self.engine_factory(EngineSpec(
             path,
             self.device,
             properties=self.settings.ov_properties(model_id),  # a compile cache per model
@@ -178,7 +180,7 @@ class EngineLoader:
             lora_policy=LoraPolicy(self.settings.lora_preload, self.settings.lora_release_after),
             static_cache_size=self.settings.static_pipeline_cache_size,
             tiny_previews=self.settings.preview_decoder == "tiny" and self.settings.preview_every_steps > 0,
-        )
+        ))
 
     def _build_model(self, model_id: str, report: LoadReport) -> Engine:
         """Build the engine of one library model (the pool calls this for a job), recorded in load_history."""
