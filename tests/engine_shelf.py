@@ -79,6 +79,10 @@ class EngineShelf:
         while len(self._idle) > self.max_idle:
             self._idle.popitem(last=False)
 
+    def __len__(self) -> int:
+        """How many engines are idle on the shelf."""
+        return len(self._idle)
+
     def clear(self) -> None:
         """Drop every idle engine."""
         self._idle.clear()
