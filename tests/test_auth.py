@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from authhelp import Account, add_account, basic
-from conftest import make_settings, start_app, wait_for
+from conftest import make_settings, start_app, stop_app, wait_for
 
 JOB = {"prompt": "a lighthouse", "seed": 3, "num_inference_steps": 2}
 PAGE = {"Origin": "http://localhost", "Sec-Fetch-Mode": "cors"}  # what a browser adds to the page's own requests
@@ -154,7 +154,7 @@ def test_sessions_survive_a_restart_with_the_key_kept_in_data_dir(tmp_path: Path
     login(browser, alice)
     key_file = settings.data_dir / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text()) >= 64
-    first.extensions["sdedge"].shutdown()
+    stop_app(first)  # its engine goes to the restarted app
     second = start_app(make_settings(tmp_path))
     restarted = second.test_client()
     restarted.set_cookie("sdedge_session", browser.get_cookie("sdedge_session").value)  # type: ignore[union-attr]

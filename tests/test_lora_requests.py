@@ -165,7 +165,7 @@ def test_the_tiny_decoder_missing_is_a_clear_400(tmp_path: Path) -> None:
         found = error(app.test_client().post("/image", json={**BASE, "preset": "fast"}), 400)
         assert "LCM-LoRA" in found["message"] and "latent-consistency/lcm-lora-sdv1-5" in found["message"]
     finally:
-        app.extensions["sdedge"].shutdown()
+        stop_app(app)
 
 
 # -- listings ------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_lora_switched_off_is_a_400_and_plain_images_still_work(tmp_path: Path, 
         assert client.post("/image", json=BASE).status_code == 200
         assert app.extensions["sdedge"].loader.engine().info()["lora"] is False
     finally:
-        app.extensions["sdedge"].shutdown()
+        stop_app(app)
 
 
 def test_attention_coverage_still_applies_attention_loras(tmp_path: Path, lora_dir: Path) -> None:
@@ -278,4 +278,4 @@ def test_attention_coverage_still_applies_attention_loras(tmp_path: Path, lora_d
         assert pixels(image(client, loras=[{"name": "tiny-kohya", "weight": 0}])[0]) == pixels(plain)
         assert pixels(image(client, loras=[{"name": "tiny-kohya", "weight": 1}])[0]) != pixels(plain)
     finally:
-        app.extensions["sdedge"].shutdown()
+        stop_app(app)

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from conftest import FIXTURE_MODEL, make_settings, start_app, wait_for
+from conftest import FIXTURE_MODEL, make_settings, start_app, stop_app, wait_for
 from sdedge.catalog import CATALOG
 from sdedge.config import Settings
 from sdedge.model_library import ModelLibrary
@@ -181,7 +181,7 @@ def test_a_model_not_installed_is_a_409_naming_the_download(two_models: Flask) -
 def test_the_default_chosen_through_the_a1111_options_is_loaded_after_a_restart(tmp_path: Path) -> None:
     first = start_app(library_settings(tmp_path))
     assert first.test_client().post("/sdapi/v1/options", json={"sd_model_checkpoint": "my-model"}).status_code == 200
-    first.extensions["sdedge"].shutdown()
+    stop_app(first)  # its engines go to the restarted app
     again = start_app(make_settings(tmp_path, models_dir=tmp_path / "library"))
     assert again.extensions["sdedge"].loader.startup_model == "my-model"
     assert again.test_client().get("/models").get_json()["default"] == "my-model"
