@@ -39,11 +39,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(SHARED_COMPILE_CACHE, ignore_errors=True)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "fresh_engine: every app of the test loads engines of its own (loading, "
-                                       "unloading, switching, timing of a load)")
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if ENGINES.built or ENGINES.reused:
         terminalreporter.write_line(f"engines: {ENGINES.built} loaded, {ENGINES.reused} reused from the shelf")
