@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import FIXTURE_MODEL, SHARED_COMPILE_CACHE, _apps, make_settings
+import pytest
+
+from conftest import ENGINES, FIXTURE_MODEL, SHARED_COMPILE_CACHE, _apps, make_settings, start_app
 from engine_shelf import EngineShelf, reusable
 from sdedge.app import create_app
 from sdedge.engine.factory import EngineSpec, build_engine
@@ -78,3 +80,10 @@ def test_only_the_plain_cpu_path_on_the_fixture_models_is_shared(tmp_path: Path)
     assert shelf_key(EngineSpec(FIXTURE_MODEL, "CPU", lora_policy=LoraPolicy(preload=True))) is None
     assert shelf_key(EngineSpec(tmp_path / "a-copy", "CPU")) is None
     assert shelf_key(EngineSpec(FIXTURE_MODEL, "CPU", properties={"CACHE_DIR": str(tmp_path)})) != shelf_key(plain)
+
+
+@pytest.mark.fresh_engine
+def test_a_test_marked_fresh_engine_loads_engines_of_its_own(tmp_path: Path) -> None:
+    asked = (ENGINES.built, ENGINES.reused)
+    app = start_app(make_settings(tmp_path))
+    assert app.extensions["sdedge"].loader.ready and (ENGINES.built, ENGINES.reused) == asked  # the shelf was not asked
