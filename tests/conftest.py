@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import serverproc
-from engine_shelf import EngineShelf, Lender
+from engine_shelf import EngineShelf, Lender, held_engines
 from sdedge.app import create_app
 from sdedge.config import Settings
 
@@ -121,7 +121,7 @@ def stop_app(app: Flask) -> None:
     app.extensions["sdedge"].shutdown()
     lender = _lenders.pop(id(app), None)
     if lender:
-        lender.give_back()
+        lender.give_back(held_engines(app.extensions["sdedge"].loaders))
 
 
 @contextmanager

@@ -6,7 +6,8 @@ their app stops, and the next app whose loader asks for an equal spec (same fixt
 compile cache) gets one of them instead of a new one. One engine serves one live app at a time.
 
 An engine goes back on the shelf only in the state a new one starts in, so no test sees what another did:
-- not closed (a pool that unloaded it, on a model switch or a memory budget, closed it for good);
+- not closed (a pool that unloaded it, on a model switch or a memory budget, closed it for good: only the
+  engines the app's pools still hold go back);
 - plain pipelines (a job with a LoRA leaves them LoRA-ready, with adapter state inside genai's pipelines,
   until the next LoRA-free job rebuilds them plain: such an engine is dropped).
 Only the plain CPU path on the read-only fixture models is shared: a pretend GPU (tests that patch the
@@ -17,9 +18,11 @@ estimate from job to job) and model folders a test made or changed get engines o
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
 from sdedge.engine.factory import EngineSpec, build_engine
+from sdedge.engine.loader import EngineLoader
 from sdedge.engine.params import Engine
 
 FIXTURES = (Path(__file__).parent / "fixtures").resolve()
@@ -40,9 +43,14 @@ def shelf_key(spec: EngineSpec) -> Key | None:
 
 
 def reusable(engine: Engine) -> bool:
-    """True when engine is as a new one for its spec would be: open, with plain (LoRA-free) pipelines."""
-    closed = getattr(engine, "closed", True)
-    return not closed and not engine.info().get("lora_ready", False)
+    """True when an open engine is as a new one for its spec would be: plain (LoRA-free) pipelines."""
+    return not engine.info().get("lora_ready", False)
+
+
+def held_engines(loaders: Iterable[EngineLoader]) -> list[Engine]:
+    """The engines the loaders' pools still hold: a pool closes every engine it unloads, and only those."""
+    return [engine for loader in loaders for model in loader.pool.loaded_ids()
+            if (engine := loader.pool.engine(model)) is not None]
 
 
 class EngineShelf:
@@ -72,7 +80,7 @@ class EngineShelf:
         return key, build_engine(spec)
 
     def put(self, key: Key | None, engine: Engine) -> None:
-        """Keep a stopped app's engine for the next app, unless it is not as new any more."""
+        """Keep a stopped app's open engine for the next app, unless it is not as new any more."""
         if key is None or not reusable(engine):
             return
         self._idle[id(engine)] = (key, engine)
@@ -100,7 +108,11 @@ class Lender:
         self.lent.append((key, engine))
         return engine
 
-    def give_back(self) -> None:
-        """Return every engine this app got (call only after the app's workers stopped)."""
+    def give_back(self, held: Iterable[Engine]) -> None:
+        """Return the engines this app got that its pools still hold (`held_engines`; the others were closed):
+        call only after the app's workers stopped."""
+        still = {id(engine) for engine in held}
         while self.lent:
-            self.shelf.put(*self.lent.pop())
+            key, engine = self.lent.pop()
+            if id(engine) in still:
+                self.shelf.put(key, engine)

@@ -2,20 +2,22 @@
 
 create_app builds every engine through the factory it is given, from a spec of the app's settings; the shelf
 lends an engine to one live app at a time, re-pointed at that app's LoRA folder, and takes back only engines
-that are as a new one would be (not closed, plain pipelines), so no test sees what another did.
+that are as a new one would be (still held by a pool, so not closed; plain pipelines), so no test sees what another did.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import ENGINES, FIXTURE_MODEL, SHARED_COMPILE_CACHE, _apps, make_settings, start_app
-from engine_shelf import EngineShelf, reusable
+from engine_shelf import EngineShelf, held_engines, reusable
 from sdedge.app import create_app
 from sdedge.engine.factory import EngineSpec, build_engine
 from sdedge.engine.params import Engine, GenerationParams, LoraWeight
+from sdedge.engine.pool import EnginePool
 
 LORAS = Path(__file__).parent / "fixtures" / "loras"
 
@@ -50,8 +52,8 @@ def test_the_shelf_lends_to_one_app_at_a_time_and_takes_back_only_engines_as_new
     one = first(spec(tmp_path / "one"))
     two = second(spec(tmp_path / "two"))
     assert one is not two and shelf.built == 2  # one is lent: the other live app gets an engine of its own
-    first.give_back()
-    second.give_back()
+    first.give_back([one])
+    second.give_back([two])
     assert len(shelf) == 2
 
     third = shelf.lender()
@@ -60,13 +62,15 @@ def test_the_shelf_lends_to_one_app_at_a_time_and_takes_back_only_engines_as_new
     params = GenerationParams("a boat", "", 64, 64, 2, 7.5, "euler_a", 5, loras=(LoraWeight("tiny-kohya", 1.0),))
     assert again.generate(params).images  # the LoRA is found in the new app's folder, not the first one's
     assert again.info()["lora_ready"] and not reusable(again)
-    third.give_back()
+    third.give_back([again])
     assert len(shelf) == 1  # LoRA-ready pipelines are not as new: dropped
 
     fourth = shelf.lender()
     last = fourth(spec(tmp_path / "four"))
-    last.close()  # as a pool does when it unloads the model
-    fourth.give_back()
+    pool = EnginePool(max_loaded=1)
+    pool.put("tiny", last, 0, 0.0)
+    pool.unload("tiny")  # a model switch: the pool closes the engine
+    fourth.give_back(held_engines([SimpleNamespace(pool=pool)]))  # type: ignore[list-item]
     assert len(shelf) == 0 and shelf.reused == 2
 
 

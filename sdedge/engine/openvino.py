@@ -218,11 +218,6 @@ class OpenVINOEngine:
             self._vae_encoder = None  # type: ignore[assignment]
             self.preview_decoder = None
 
-    @property
-    def closed(self) -> bool:
-        """True once close() dropped the pipelines."""
-        return self._vae_encoder is None
-
     def read_loras_from(self, lora_dir: Path) -> None:
         """Take LoRA files from lora_dir from now on (an engine handed to settings with another LORA_DIR)."""
         if self._loras is not None:
