@@ -12,7 +12,8 @@ An engine goes back on the shelf only in the state a new one starts in, so no te
   until the next LoRA-free job rebuilds them plain: such an engine is dropped).
 Only the plain CPU path on the read-only fixture models is shared: a pretend GPU (tests that patch the
 device list), LORA_PRELOAD (LoRA-ready from the start), tiny live previews (their decoder keeps a timing
-estimate from job to job) and model folders a test made or changed get engines of their own, and so does every test marked `fresh_engine` (loading, unloading and switching tests).
+estimate from job to job) and model folders a test made or changed get engines of their own, and so does
+every test marked `fresh_engine` (loading, unloading and switching tests).
 """
 
 from __future__ import annotations

@@ -83,6 +83,7 @@ def test_only_the_plain_cpu_path_on_the_fixture_models_is_shared(tmp_path: Path)
     assert shelf_key(EngineSpec(FIXTURE_MODEL, "GPU")) is None
     assert shelf_key(EngineSpec(FIXTURE_MODEL, "CPU", lora_policy=LoraPolicy(preload=True))) is None
     assert shelf_key(EngineSpec(tmp_path / "a-copy", "CPU")) is None
+    assert shelf_key(EngineSpec(FIXTURE_MODEL, "CPU", tiny_previews=True)) is None
     assert shelf_key(EngineSpec(FIXTURE_MODEL, "CPU", properties={"CACHE_DIR": str(tmp_path)})) != shelf_key(plain)
 
 
