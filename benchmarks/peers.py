@@ -38,10 +38,22 @@ def variant_folder(model: Path, decoder: str, work_dir: Path) -> Path:
     if not target.exists():
         target.mkdir(parents=True)
         for entry in model.iterdir():
-            if entry.name not in ("vae_decoder", TINY_DECODER):
+            if entry.name not in ("vae_decoder", TINY_DECODER, "model_index.json"):
                 (target / entry.name).symlink_to(entry.resolve())
         (target / "vae_decoder").symlink_to((model / TINY_DECODER).resolve())
+        (target / "model_index.json").write_text(json.dumps(_diffusers_index(model)))
     return target
+
+
+def _diffusers_index(model: Path) -> dict[str, Any]:
+    """model_index.json as diffusers/optimum load it: a fused LCM-LoRA (LCM-marked by `sdedge convert
+    --fuse-lora`, no time_cond_proj_dim in its UNet) runs as diffusers runs LCM-LoRA, a Stable Diffusion
+    pipeline with the LCM scheduler (optimum's LCM pipeline needs the guidance embedding)."""
+    index = json.loads((model / "model_index.json").read_text())
+    unet = json.loads((model / "unet" / "config.json").read_text()) if (model / "unet" / "config.json").is_file() else {}
+    if index.get("_class_name") == "LatentConsistencyModelPipeline" and unet.get("time_cond_proj_dim") is None:
+        index["_class_name"] = "StableDiffusionPipeline"
+    return index
 
 
 class PeerProcess:

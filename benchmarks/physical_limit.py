@@ -254,10 +254,13 @@ def measure_peak(quick: bool = False, matmuls: bool = True) -> Peak:
         clock, measured = probed
         clock_source = "measured: dependent adds, all cores busy"
         if measured:
-            per.update(measured)
+            # isa_probe.c runs AVX-512/AVX2 instructions only: on AMX the tile unit's rate stays the table's
+            amx = {k for k, flag in (("bf16", "amx_bf16"), ("int8", "amx_int8")) if flag in cpu.flags}
+            per.update({k: v for k, v in measured.items() if k not in amx})
             if "avx512f" not in cpu.flags and "f32-avx2" in measured:
                 per["f32"] = measured["f32-avx2"]
-            per_source = "measured by isa_probe.c on all cores"
+            per_source = "measured by isa_probe.c on all cores" + (
+                f"; {', '.join(sorted(amx))} from the flags (AMX TMUL, not probed)" if amx else "")
     precision, kernels = openvino_precision()
     peak = Peak(cpu, clock, clock_source, per, per_source, precision, kernels)
     if matmuls:

@@ -157,9 +157,13 @@ def run_case(case: Case, rounds: int, tmp: Path, peer_python: str | None) -> Cas
         if case.lora is not None:
             res.notes["optimum"] = "base IR: stands in for the LoRA fused into the weights (same shapes and FLOPs)"
     try:
-        for name, run in contenders.items():
+        for name, run in list(contenders.items()):
             log(f"{case.title}: warm-up {name}")
-            res.warmup[name] = run(case.work.with_steps(1)).seconds
+            try:
+                res.warmup[name] = run(case.work.with_steps(1)).seconds
+            except RuntimeError as exc:  # one contender that cannot run this case must not lose the others
+                res.notes[name] = f"could not run: {str(exc).splitlines()[0][:200]}"
+                del contenders[name]
         interleave(contenders, dict.fromkeys(contenders, case.work), rounds,
                    lambda name, run: res.runs.setdefault(name, []).append(run))
         if raw.adapters is not None and case.lora_genai is not None:
