@@ -27,7 +27,7 @@ import numpy as np
 
 from sdedge.loras import LoraInvalid, LoraMismatch, read_header
 
-__all__ = ["COVERAGES", "Layer", "ModelLayers", "LoraLayer", "LoraMapping", "map_lora", "ir_layer_nodes",
+__all__ = ["COVERAGES", "Layer", "ModelLayers", "LoraLayer", "LoraMapping", "map_lora", "ir_layer_nodes", "layers_per_block",
            "PreparedLora", "prepare_lora", "filler_tensors", "safetensors_bytes", "read_tensors", "AdapterCache",
            "LoraSelector"]
 
@@ -79,9 +79,7 @@ class ModelLayers:
             xml = folder / part / "openvino_model.xml"
             if xml.is_file():
                 parts[part] = _ir_layers(part, core.read_model(str(xml)))
-        unet_config = folder / "unet" / "config.json"
-        per_block = json.loads(unet_config.read_text()).get("layers_per_block", 2) if unet_config.is_file() else 2
-        return cls(parts, int(per_block if isinstance(per_block, int) else per_block[0]), coverage)
+        return cls(parts, layers_per_block(folder), coverage)
 
     @property
     def te_prefixes(self) -> dict[str, str]:
@@ -89,6 +87,15 @@ class ModelLayers:
         if "text_encoder_2" in self.parts:
             return {"text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}
         return {"text_encoder": "lora_te_"}
+
+
+def layers_per_block(model_dir: Path) -> int:
+    """The UNet's layers_per_block from unet/config.json (2, SD's, when absent): maps kohya SDXL block numbers."""
+    try:
+        value = json.loads((Path(model_dir) / "unet" / "config.json").read_text()).get("layers_per_block", 2)
+    except (OSError, ValueError):
+        return 2
+    return int(value[0] if isinstance(value, list) else value)
 
 
 def _ir_layers(part: str, model: Any) -> dict[str, Layer]:

@@ -28,9 +28,10 @@ import numpy as np
 
 from sdedge.convert import ConvertError
 from sdedge.families import FamilyId, UnsupportedModel, detect_family
-from sdedge.lora_adapters import PARTS, LoraLayer, LoraMapping, ModelLayers, ir_layer_nodes, map_lora
+from sdedge.lora_adapters import (PARTS, LoraLayer, LoraMapping, ModelLayers, ir_layer_nodes, layers_per_block,
+                                  map_lora)
 from sdedge.loras import SUFFIX, check_fits, inspect_lora, model_arch, resolve_lora, short_hash
-from sdedge.presets import is_lcm_lora
+from sdedge.presets import is_lcm_lora, lcm_lora_family
 
 __all__ = ["RECORD", "FuseSource", "FuseReport", "fuse_loras", "parse_spec", "read_record", "fused_loras"]
 
@@ -125,7 +126,7 @@ def fuse_loras(model_dir: Path, output: Path, loras: Sequence[FuseSource], lcm: 
             models[part] = core.read_model(str(source / part / _XML))
             nodes[part] = ir_layer_nodes(part, models[part])
     layers = ModelLayers({part: {k: layer for k, (layer, _) in table.items()} for part, table in nodes.items()},
-                         _layers_per_block(source))
+                         layers_per_block(source))
     mappings = [(lora, map_lora(lora.path, lora.name, layers)) for lora in loras]
     work = output.parent / f".{output.name}.partial"
     shutil.rmtree(work, ignore_errors=True)
@@ -179,20 +180,12 @@ def _want_lcm(family: Any, loras: Sequence[FuseSource], lcm: bool | None) -> boo
     """Explicit choice, else on for an LCM-LoRA (by name) fused into SD 1.x; an LCM model stays one."""
     if family.id is FamilyId.LCM:
         return False  # already an LCM model: nothing to switch
-    sd1 = family.id is FamilyId.SD and family.name.startswith("Stable Diffusion 1")
+    sd1 = lcm_lora_family(family) == "sd"
     if lcm and not sd1:
         raise ConvertError(f"--lcm makes an SD 1.x model an LCM model; this one is {family.name}")
     if lcm is None:
         return sd1 and any(lora.weight != 0 and is_lcm_lora(lora.name, "sd") for lora in loras)
     return lcm
-
-
-def _layers_per_block(source: Path) -> int:
-    try:
-        value = json.loads((source / "unet" / "config.json").read_text()).get("layers_per_block", 2)
-    except (OSError, ValueError):
-        return 2
-    return int(value[0] if isinstance(value, list) else value)
 
 
 def _edits(part: str, mappings: Sequence[tuple[FuseSource, LoraMapping]]) -> dict[str, list[tuple[LoraLayer, float]]]:

@@ -75,7 +75,8 @@ def find_lcm_lora(lora_dir: Path, family: str) -> str | None:
     return next((name for name in names if is_lcm_lora(name, family)), None)
 
 
-def _lcm_family(family: Family) -> str | None:
+def lcm_lora_family(family: Family) -> str | None:
+    """Which LCM-LoRA fits the family: "sd" (SD 1.x), "sdxl", or None (none is published)."""
     if family.id is FamilyId.SD and family.name.startswith("Stable Diffusion 1"):
         return "sd"
     if family.id is FamilyId.SDXL:
@@ -111,7 +112,7 @@ def presets_for(family: Family, lora_dir: Path, tiny_installed: bool) -> list[Pr
 def _lcm_preset(family: Family, lora_dir: Path, tiny: str, tiny_needs: tuple[str, ...],
                 tiny_notes: tuple[str, ...]) -> Preset:
     """fast for a full-step family: LCM-LoRA + LCM sampler, 4 steps, guidance 1 (when the LoRA is there)."""
-    kind = _lcm_family(family)
+    kind = lcm_lora_family(family)
     if kind is None:
         return Preset("fast", 4, 1.0, "lcm", tiny, available=False,
                       reason=f"no LCM-LoRA is published for {family.name}; use balanced or a distilled model")
