@@ -17,7 +17,6 @@ Errors: LoraNotFound / LoraInvalid / LoraMismatch (sdedge.loras) name the LoRA; 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,14 +29,14 @@ from sdedge.convert import ConvertError
 from sdedge.families import FamilyId, UnsupportedModel, detect_family
 from sdedge.lora_adapters import (PARTS, LoraLayer, LoraMapping, ModelLayers, ir_layer_nodes, layers_per_block,
                                   map_lora)
+from sdedge.ir_weights import layer_weights
+from sdedge.model_folders import IR_BIN, IR_XML, check_new_copy, link_tree, write_json
 from sdedge.loras import SUFFIX, check_fits, inspect_lora, model_arch, resolve_lora, short_hash
 from sdedge.presets import is_lcm_lora, lcm_lora_family
 
 __all__ = ["RECORD", "FuseSource", "FuseReport", "fuse_loras", "parse_spec", "read_record", "fused_loras"]
 
 RECORD = "sdedge_fused.json"
-_XML, _BIN = "openvino_model.xml", "openvino_model.bin"
-_LINK_FROM = 1 << 20  # bytes: files from this size on are hardlinked
 # diffusers' LCMScheduler defaults; the model's own scheduler values win where both have the key
 _LCM_SCHEDULER: dict[str, Any] = {
     "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
@@ -112,7 +111,7 @@ def fuse_loras(model_dir: Path, output: Path, loras: Sequence[FuseSource], lcm: 
     import openvino as ov
 
     source, output = Path(model_dir).resolve(), Path(output).absolute()
-    _check_folders(source, output)
+    check_new_copy(source, output)
     if not loras:
         raise ConvertError("give at least one LoRA to fuse")
     family = _family(source)
@@ -122,8 +121,8 @@ def fuse_loras(model_dir: Path, output: Path, loras: Sequence[FuseSource], lcm: 
         check_fits(lora.name, inspect_lora(lora.path, lora.name), arch)
     core, models, nodes = ov.Core(), {}, {}
     for part in PARTS:
-        if (source / part / _XML).is_file():
-            models[part] = core.read_model(str(source / part / _XML))
+        if (source / part / IR_XML).is_file():
+            models[part] = core.read_model(str(source / part / IR_XML))
             nodes[part] = ir_layer_nodes(part, models[part])
     layers = ModelLayers({part: {k: layer for k, (layer, _) in table.items()} for part, table in nodes.items()},
                          layers_per_block(source))
@@ -142,31 +141,17 @@ def fuse_loras(model_dir: Path, output: Path, loras: Sequence[FuseSource], lcm: 
                 conv3x3 += sum(1 for module, ok in zip(sorted(edits), done)
                                if ok and any(k > 1 for k in nodes[part][module][0].kernel))
                 model.set_rt_info(", ".join(f"{lora.name}:{lora.weight:g}" for lora in loras), ["sdedge", "fused_loras"])
-                ov.save_model(model, str(work / part / _XML), compress_to_fp16=_fp16_compressed(model))
-        _link_tree(source, work, skip={f"{part}/{name}" for part in parts for name in (_XML, _BIN)})
+                ov.save_model(model, str(work / part / IR_XML), compress_to_fp16=_fp16_compressed(model))
+        link_tree(source, work, skip={RECORD, *(f"{part}/{name}" for part in parts for name in (IR_XML, IR_BIN))})
         if lcm:
             _make_lcm(work)
         record = _record(source, mappings, lcm, changed, conv3x3)
-        _write_json(work / RECORD, record)
+        write_json(work / RECORD, record)
         work.rename(output)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return FuseReport(output, changed, conv3x3, tuple(parts), lcm, record)
-
-
-def _check_folders(source: Path, output: Path) -> None:
-    """The source must be an OpenVINO model folder; the output new, and neither inside the other."""
-    if not (source / "model_index.json").is_file() or not (source / "unet" / _XML).is_file():
-        raise ConvertError(f"{source} is not an OpenVINO model folder (model_index.json and unet/{_XML}); "
-                           "export a diffusers model first with `sdedge convert SRC OUT`")
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise ConvertError(f"{output} already exists; give a new folder")
-    real = output.resolve()
-    if real == source or real.is_relative_to(source) or source.is_relative_to(real):
-        raise ConvertError(f"the output {output} must be outside the model folder {source}")
-    if output.is_dir():
-        output.rmdir()  # an empty folder: the finished copy is renamed into its place
 
 
 def _family(source: Path) -> Any:
@@ -199,50 +184,12 @@ def _edits(part: str, mappings: Sequence[tuple[FuseSource, LoraMapping]]) -> dic
 
 
 # -- one layer's weights ---------------------------------------------------------------------------
-@dataclass
-class _Weights:
-    """The Constants of a layer's weight-decompression subgraph (zero and scale None for float weights)."""
-
-    values: Any
-    zero: Any | None
-    scale: Any | None
-
-
-def _const(output: Any) -> Any | None:
-    """The Constant behind an output, through Convert nodes, or None."""
-    node = output.get_node()
-    while node.get_type_name() == "Convert":
-        node = node.input_value(0).get_node()
-    return node if node.get_type_name() == "Constant" else None
-
-
-def _weights(layer_node: Any) -> _Weights:
-    """Walk Constant -> Convert -> [Subtract zero point] -> Multiply scale -> Convert, as NNCF writes it."""
-    node = layer_node.input_value(1).get_node()
-    while node.get_type_name() == "Convert":
-        node = node.input_value(0).get_node()
-    if node.get_type_name() == "Constant":
-        return _Weights(node, None, None)
-    if node.get_type_name() == "Multiply":
-        a, b = node.input_value(0), node.input_value(1)
-        scale, data = (_const(b), a) if _const(b) is not None else (_const(a), b)
-        inner = data.get_node()
-        if inner.get_type_name() == "Subtract":
-            values, zero = _const(inner.input_value(0)), _const(inner.input_value(1))
-        else:
-            values, zero = _const(data), None
-        if scale is not None and values is not None and (zero is not None or inner.get_type_name() != "Subtract"):
-            return _Weights(values, zero, scale)
-    raise ConvertError(f"{layer_node.get_friendly_name()}: weight compression not supported for fusing (int8 per "
-                       "channel, fp16 and fp32 are; export with `sdedge convert --weight-format int8`)")
-
-
 def _fuse_layer(layer_node: Any, items: list[tuple[LoraLayer, float]]) -> bool:
     """Add the LoRA deltas to one layer's weights in the graph; False when they sum to nothing."""
     delta = sum(item.delta() * np.float32(weight) for item, weight in items)
     if not isinstance(delta, np.ndarray) or not np.any(delta):
         return False
-    found = _weights(layer_node)
+    found = layer_weights(layer_node)
     stored = found.values.get_data()
     if delta.shape != stored.shape:
         delta = delta.T if delta.ndim == 2 and delta.T.shape == stored.shape else delta.reshape(stored.shape)
@@ -306,43 +253,18 @@ def _fp16_compressed(model: Any) -> bool:
 
 
 # -- the rest of the folder ------------------------------------------------------------------------
-def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
-    """Every file of source into target but the skipped ones: large ones hardlinked (copied across file
-    systems), small ones (configs, tokenizer) copied, so editing the copy's configs never edits the source's."""
-    for root, _, files in os.walk(source):
-        for name in files:
-            path = Path(root) / name
-            relative = path.relative_to(source).as_posix()
-            if relative in skip or relative == RECORD:
-                continue
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                if path.stat().st_size < _LINK_FROM:
-                    raise OSError("small: copied")
-                os.link(path, destination)
-            except OSError:
-                shutil.copy2(path, destination)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a fresh file (never through a hardlink into the source folder)."""
-    path.unlink(missing_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
 def _make_lcm(folder: Path) -> None:
     """model_index.json's class LatentConsistencyModelPipeline and an LCMScheduler config from the model's own."""
     index = json.loads((folder / "model_index.json").read_text())
     index["_class_name"] = "LatentConsistencyModelPipeline"
     index["scheduler"] = ["diffusers", "LCMScheduler"]
-    _write_json(folder / "model_index.json", index)
+    write_json(folder / "model_index.json", index)
     config_path = folder / "scheduler" / "scheduler_config.json"
     old = json.loads(config_path.read_text()) if config_path.is_file() else {}
     config = {"_class_name": "LCMScheduler", "_diffusers_version": old.get("_diffusers_version", "0.27.0"),
               **{key: old.get(key, value) for key, value in _LCM_SCHEDULER.items()}}
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(config_path, config)
+    write_json(config_path, config)
 
 
 def _record(source: Path, mappings: Sequence[tuple[FuseSource, LoraMapping]], lcm: bool, layers: int,
