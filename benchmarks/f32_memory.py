@@ -8,7 +8,8 @@ runs it in f32. `INFERENCE_PRECISION_HINT=f32` reproduces the f32 execution here
 fresh process: compile the text encoder, UNet and VAE decoder one by one, then one guided 2-step
 generation. Per stage it reports the peak resident memory (VmHWM, reset between stages through
 /proc/self/clear_refs) and, sampled every 20 ms, how much of the resident memory was anonymous
-(the process's own allocations) or file-backed (mapped weights, which the kernel can drop and re-read).
+(the process's own allocations) or file-backed (mapped weights, which the kernel can drop and re-read),
+and its seconds. `--hybrid OUT` adds the cases of a `sdedge convert SRC OUT --hybrid-int8` copy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ if __name__ == "__main__":
 GIB = 1024.0**3
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 CASES: dict[str, dict[str, Any]] = {
-    "default (bf16 here)": {},
+    "default (the CPU's own precision)": {},
     "f32": F32,
     "f32, ENABLE_MMAP=false": {**F32, "ENABLE_MMAP": False},
     "f32, DYNAMIC_QUANTIZATION_GROUP_SIZE=32": {**F32, "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32},
@@ -37,8 +39,13 @@ CASES: dict[str, dict[str, Any]] = {
     "f32, static shapes": {**F32, "static": True},
     "f32, static shapes, tiny decoder": {**F32, "static": True, "tiny": True},
     "f32, warm compile cache": {**F32, "warm_cache": True},
+    # the --hybrid model (`sdedge convert SRC OUT --hybrid-int8`): convolutions in int8 on every CPU
+    "hybrid int8": {"hybrid": True},
+    "hybrid int8, tiny decoder": {"hybrid": True, "tiny": True},
+    "hybrid int8, f32": {**F32, "hybrid": True},
+    "hybrid int8, f32, tiny decoder": {**F32, "hybrid": True, "tiny": True},
 }
-OPTIONS = ("tiny", "tiles", "static", "warm_cache")  # case options that are not OpenVINO properties
+OPTIONS = ("tiny", "tiles", "static", "warm_cache", "hybrid")  # case options that are not OpenVINO properties
 STAGES = ("compile text encoder", "compile UNet", "compile VAE decoder", "text encoder + UNet step 1",
           "UNet steps 2-3", "VAE decode")
 
@@ -63,7 +70,7 @@ class Stages:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float | str]] = []
-        self._stage, self._best = "", (0, 0, 0)
+        self._stage, self._best, self._started = "", (0, 0, 0), time.perf_counter()
         self._lock, self._done = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -82,8 +89,10 @@ class Stages:
                 now = _status()
                 peak, anon, file = self._best
                 self.rows.append({"stage": self._stage, "peak_gib": now["VmHWM"] / GIB, "anon_at_peak_gib": anon / GIB,
-                                  "file_at_peak_gib": file / GIB, "after_gib": now["VmRSS"] / GIB})
+                                  "file_at_peak_gib": file / GIB, "after_gib": now["VmRSS"] / GIB,
+                                  "seconds": time.perf_counter() - self._started})
             _reset_peak()
+            self._started = time.perf_counter()
             now = _status()
             self._stage, self._best = stage, (now["VmRSS"], now["RssAnon"], now["RssFile"])
 
@@ -157,14 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--case", action="append", choices=list(CASES), help="run only these cases")
+    parser.add_argument("--hybrid", type=Path, help="the hybrid int8 copy of MODEL, for the hybrid cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_case(args.model, args.size, CASES[args.child])))
         return 0
     results = {}
-    for name in args.case or list(CASES):
-        command = [sys.executable, __file__, str(args.model), "--size", str(args.size), "--child", name]
+    for name in args.case or [name for name, case in CASES.items() if args.hybrid or not case.get("hybrid")]:
+        model = args.hybrid if CASES[name].get("hybrid") else args.model
+        if model is None:
+            parser.error(f"{name!r} needs --hybrid MODEL (sdedge convert SRC OUT --hybrid-int8)")
+        command = [sys.executable, __file__, str(model), "--size", str(args.size), "--child", name]
         if CASES[name].get("warm_cache"):  # the first process fills the cache; the second is measured
             subprocess.run(command, capture_output=True, check=False)
         done = subprocess.run(command, capture_output=True, text=True)
@@ -180,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         for res in results.values():
             rows = [r for r in res["stages"] if r["stage"] == stage]
             row = max(rows, key=lambda r: float(r["peak_gib"]))
-            cells.append(f"{row['peak_gib']:.2f} (anon {row['anon_at_peak_gib']:.2f}, file {row['file_at_peak_gib']:.2f})")
+            seconds = sum(float(r.get("seconds", 0)) for r in rows)
+            cells.append(f"{row['peak_gib']:.2f} (anon {row['anon_at_peak_gib']:.2f}, file {row['file_at_peak_gib']:.2f}; "
+                         f"{seconds:.1f} s)")
         print(f"| {stage} | " + " | ".join(cells) + " |")
     print("| **peak RSS** | " + " | ".join(f"**{r['peak_gib']:.2f} GiB = {r['peak_gib'] * GIB / 1e9:.2f} GB**"
                                            for r in results.values()) + " |")

@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="make the fused SD 1.x model an LCM model (LCM scheduler; presets: 4 steps, guidance "
                               "1); default: on when a fused LoRA's name says LCM-LoRA (lcm-lora-sdv1-5)")
 
+    convert.add_argument("--hybrid-int8", action="store_true",
+                         help="copy the OpenVINO model folder SOURCE to OUTPUT with a UNet whose convolutions compute "
+                              "in int8 (int8 activations, calibrated with NNCF): much less memory and faster where "
+                              "OpenVINO computes in f32 (AVX2-only CPUs). Needs nncf (the quantize extra), no torch")
+    convert.add_argument("--calibration-samples", type=int, default=32, metavar="N",
+                         help="--hybrid-int8: UNet inputs to calibrate on (default 32)")
+    convert.add_argument("--calibration-size", type=int, default=512, metavar="PX",
+                         help="--hybrid-int8: image size of the calibration trajectories (default 512)")
+    convert.add_argument("--calibration-steps", type=int, default=8, metavar="N",
+                         help="--hybrid-int8: DDIM steps per calibration trajectory (default 8)")
+
     bench = sub.add_parser("bench", help="benchmark against the raw runtime and peers (see docs/BENCHMARKS.md)",
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark (--quick, --help, ...)")
@@ -157,15 +168,19 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Export a diffusers model to int8 OpenVINO IR through optimum-intel, fuse LoRAs, and/or add the tiny autoencoder."""
+    """Export a diffusers model to int8 OpenVINO IR (optimum-intel), fuse LoRAs, quantize hybrid int8, add TAESD."""
     from sdedge.convert import run_convert
     from sdedge.loras import LoraError
 
+    from sdedge.hybrid_int8 import Calibration
+
     lora_dir = _settings().loras_dir if args.fuse_lora else None
+    hybrid = Calibration(args.calibration_samples, args.calibration_size, args.calibration_steps) \
+        if args.hybrid_int8 else None
     try:
         message = run_convert(args.source, args.output, args.weight_format, tiny_autoencoder=args.tiny_autoencoder,
                               tiny_weights=args.tiny_weights, tiny_ir=args.tiny_ir, fuse=args.fuse_lora,
-                              lcm=args.lcm, lora_dir=lora_dir)
+                              lcm=args.lcm, lora_dir=lora_dir, hybrid=hybrid)
     except (RuntimeError, LoraError) as exc:
         print(f"sdedge: {exc}", file=sys.stderr)
         return 1

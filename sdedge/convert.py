@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["WEIGHT_FORMATS", "ConvertError", "convert_model", "ensure_tokenizer_ir", "run_convert"]
 
@@ -120,23 +121,35 @@ def convert_model(source: str | Path, output: Path, weight_format: str = "int8")
 
 def run_convert(source: str, output: Path | None, weight_format: str = "int8", *, tiny_autoencoder: bool = False,
                 tiny_weights: str | None = None, tiny_ir: str | None = None, fuse: Sequence[str] = (),
-                lcm: bool | None = None, lora_dir: Path | None = None) -> str:
+                lcm: bool | None = None, lora_dir: Path | None = None, hybrid: Any = None) -> str:
     """What `sdedge convert` does; returns the message for the user (raises RuntimeError subclasses).
 
     ``sdedge convert SRC OUT`` exports a model; ``--tiny-autoencoder`` then adds TAESD/TAESDXL to OUT, or to
     SRC when no OUT is given (SRC is then an OpenVINO model folder). ``tiny_ir`` ("auto" or a hub id)
     downloads a published OpenVINO export instead of converting, which needs no torch. ``fuse``
     (``NAME_OR_PATH[:WEIGHT]`` each) copies the OpenVINO model folder SRC to OUT with those LoRAs fused
-    into its weights (no torch either); ``lcm`` None switches to LCM for an LCM-LoRA by itself.
+    into its weights (no torch either); ``lcm`` None switches to LCM for an LCM-LoRA by itself. ``hybrid``
+    (a ``hybrid_int8.Calibration``) copies the OpenVINO model folder SRC to OUT with int8 convolutions.
     """
     from sdedge import tiny_autoencoder as tiny
 
+    if hybrid is not None and (output is None or fuse):
+        raise ConvertError("--hybrid-int8 writes a new model folder from an OpenVINO one: give OUTPUT, and fuse "
+                           "LoRAs first (--fuse-lora NAME SRC FUSED), then quantize the fused folder")
     if output is None and not tiny_autoencoder:
         raise ConvertError("give an output folder (or --tiny-autoencoder to add TAESD to an OpenVINO model folder)")
     if fuse and output is None:
         raise ConvertError("--fuse-lora writes a new model folder: give OUTPUT after the model folder")
     lines = []
-    if fuse and output is not None:
+    if hybrid is not None and output is not None:
+        from sdedge import hybrid_int8
+
+        done = hybrid_int8.quantize_hybrid_int8(Path(source).expanduser(), output, hybrid)
+        target = done.output
+        lines.append(f"{done.convolutions} convolutions of the UNet compute in int8 ({done.matmuls_kept} MatMuls keep "
+                     f"weight-only int8), calibrated on {hybrid.samples} samples in {done.seconds:.0f} s; written to "
+                     f"{target}; use it with STABLE_DIFFUSION_REPO_ID={target}")
+    elif fuse and output is not None:
         from sdedge import lora_fuse
 
         root = Path(lora_dir) if lora_dir is not None else Path.cwd()
