@@ -31,7 +31,7 @@ from sdedge.convert import ConvertError
 from sdedge.ir_weights import dequantized, layer_weights
 from sdedge.model_folders import IR_BIN, IR_XML, check_new_copy, link_tree, write_json
 
-__all__ = ["RECORD", "Calibration", "HybridReport", "quantize_hybrid_int8", "read_record"]
+__all__ = ["RECORD", "Calibration", "HybridReport", "int8_activations", "quantize_hybrid_int8", "read_record"]
 
 RECORD = "sdedge_quantized.json"
 _INPUTS = {"sample", "timestep", "encoder_hidden_states", "timestep_cond"}
@@ -79,6 +79,16 @@ def read_record(model_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def int8_activations(model_dir: Path) -> bool:
+    """True for a model whose UNet has int8 activations (ours, or any FakeQuantize IR such as optimum's hybrid)."""
+    if read_record(model_dir) is not None:
+        return True
+    try:
+        return b'type="FakeQuantize"' in (Path(model_dir) / "unet" / IR_XML).read_bytes()  # a few MB: weights are in .bin
+    except OSError:
+        return False
 
 
 def quantize_hybrid_int8(model_dir: Path, output: Path, calibration: Calibration = Calibration()) -> HybridReport:

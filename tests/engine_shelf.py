@@ -40,7 +40,7 @@ def shelf_key(spec: EngineSpec) -> Key | None:
     properties = tuple(sorted((name, repr(value)) for name, value in spec.properties.items()))
     # lora_dir itself is not part of it: the engine reads LoRA files by name there, and is re-pointed on loan
     return (model, properties, spec.fast_decoder, spec.lora_dir is not None, spec.lora_cache_size,
-            spec.lora_coverage, spec.lora_policy, spec.static_cache_size)
+            spec.lora_coverage, spec.lora_policy, spec.static_cache_size, spec.cpu_static)
 
 
 def reusable(engine: Engine) -> bool:

@@ -104,13 +104,31 @@ def test_a_ddim_step_to_the_end_recovers_the_clean_latent(tmp_path: Path, predic
     assert np.allclose(schedule.step(noisy, out, t, -1), x0, atol=1e-4)
 
 
-def test_the_server_serves_the_hybrid_copy(tmp_path: Path, hybrid: Path) -> None:
-    client = start_app(make_settings(tmp_path, stable_diffusion_repo_id=str(hybrid))).test_client()
-    response = client.post("/image", json={"prompt": "a red fox", "seed": 3, "width": 64, "height": 64,
+def test_the_server_serves_the_hybrid_copy_compiled_for_the_requested_size(tmp_path: Path, hybrid: Path) -> None:
+    app = start_app(make_settings(tmp_path, stable_diffusion_repo_id=str(hybrid)))  # CPU_STATIC_SHAPES=auto
+    client = app.test_client()
+    response = client.post("/image", json={"prompt": "a red fox", "seed": 3, "width": 64, "height": 48,
                                            "num_inference_steps": 2})
     assert response.status_code == 200, response.get_json()
     png = Image.open(io.BytesIO(client.get(response.get_json()["urls"][0]).data))
-    assert png.size == (64, 64) and np.asarray(png).std() > 0
+    assert png.size == (64, 48) and np.asarray(png).std() > 0
+    engine = app.extensions["sdedge"].worker.loaders[0].engine()
+    assert engine.info()["compiled_shapes"] == ["64x48"]  # one size at a time on the CPU: the last one asked
+
+
+@pytest.mark.parametrize(("model", "setting", "shapes"), [
+    ("hybrid", "false", ["dynamic"]),
+    ("weight-only", "true", ["64x64"]),
+    ("weight-only", "auto", ["dynamic"]),
+])
+def test_cpu_static_shapes_follows_the_setting(tmp_path: Path, hybrid: Path, model: str, setting: str,
+                                                shapes: list[str]) -> None:
+    path = hybrid if model == "hybrid" else FIXTURE_MODEL
+    app = start_app(make_settings(tmp_path, stable_diffusion_repo_id=str(path), cpu_static_shapes=setting))
+    response = app.test_client().post("/image", json={"prompt": "x", "width": 64, "height": 64,
+                                                      "num_inference_steps": 1})
+    assert response.status_code == 200, response.get_json()
+    assert app.extensions["sdedge"].worker.loaders[0].engine().info()["compiled_shapes"] == shapes
 
 
 def test_the_command_writes_the_copy_and_refuses_what_it_cannot_do(tmp_path: Path, hybrid: Path,

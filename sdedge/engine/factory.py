@@ -31,6 +31,7 @@ class EngineSpec:
     lora_policy: LoraPolicy = field(default_factory=LoraPolicy)
     static_cache_size: int = 4
     tiny_previews: bool = False  # live previews through the tiny autoencoder (PREVIEW_DECODER=tiny)
+    cpu_static: bool = False  # CPU_STATIC_SHAPES resolved for this model
 
 
 EngineFactory = Callable[[EngineSpec], Engine]
@@ -49,4 +50,5 @@ def build_engine(spec: EngineSpec) -> Engine:
         lora_policy=spec.lora_policy,
         static_cache_size=spec.static_cache_size,
         tiny_previews=spec.tiny_previews,
+        cpu_static=spec.cpu_static,
     )

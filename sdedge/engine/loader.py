@@ -23,6 +23,7 @@ from sdedge.engine.mock import MockEngine
 from sdedge.engine.lora_state import LoraPolicy
 from sdedge.engine.params import Engine, GenerationParams
 from sdedge.engine.pool import EnginePool, LoadReport, rss_bytes
+from sdedge.hybrid_int8 import int8_activations
 from sdedge.errors import ModelError, ModelNotReady, SdedgeError
 from sdedge.model_library import ModelEntry, ModelLibrary
 
@@ -180,6 +181,8 @@ class EngineLoader:
             lora_policy=LoraPolicy(self.settings.lora_preload, self.settings.lora_release_after),
             static_cache_size=self.settings.static_pipeline_cache_size,
             tiny_previews=self.settings.preview_decoder == "tiny" and self.settings.preview_every_steps > 0,
+            cpu_static=self.settings.cpu_static_shapes == "true"
+            or (self.settings.cpu_static_shapes == "auto" and int8_activations(path)),
         ))
 
     def _build_model(self, model_id: str, report: LoadReport) -> Engine:

@@ -25,8 +25,9 @@ from PIL import Image
 from sdedge.engine.calls import CallContext, PipelineCall, Pipelines, add_timings
 from sdedge.engine import devices
 from sdedge.engine.params import (
-    GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, StepEvent, never_stop,
+    GenerationOutput, GenerationParams, ImageInputs, PartialOutput, StepCallback, never_stop,
 )
+from sdedge.engine.step_guard import CallbackGuard
 from sdedge.engine.style import VaeEncoder, adain
 from sdedge.engine.tiny_previews import TinyDecoder
 from sdedge.engine.lora_state import EngineLoras, LoraPolicy, encoder_prompt
@@ -49,7 +50,7 @@ class OpenVINOEngine:
     def __init__(self, model_path: Path, requested_device: str, *, properties: dict[str, Any] | None = None,
                  static_cache_size: int = 4, fast_decoder: bool = False, lora_dir: Path | None = None,
                  lora_cache_size: int = 8, lora_coverage: str = "all", lora_policy: LoraPolicy | None = None,
-                 tiny_previews: bool = False) -> None:
+                 tiny_previews: bool = False, cpu_static: bool = False) -> None:
         import openvino_genai as ov_genai
 
         self._genai = ov_genai
@@ -59,9 +60,11 @@ class OpenVINOEngine:
         self._schedulers: dict[str, Any] = {}
         self._static: OrderedDict[tuple[int, int, bool, str], Pipelines] = OrderedDict()
         self._sets: dict[str, Pipelines] = {}  # CPU: one set per decoder, sharing the text encoder and UNet
-        self._static_cache_size = static_cache_size
         self._lock = threading.Lock()
         self.device = devices.pick_device(requested_device)
+        # CPU_STATIC_SHAPES: on the CPU one compiled size at a time (the memory is the point of it)
+        self._cpu_static = cpu_static and self.device == "CPU"
+        self._static_cache_size = 1 if self._cpu_static else static_cache_size
         self.family = _family_or_none(self.model_path)
         self.decoders = ("full", "tiny") if self._has_tiny_decoder(fast_decoder) else ("full",)
         self.fast_decoder = fast_decoder and "tiny" in self.decoders
@@ -85,19 +88,23 @@ class OpenVINOEngine:
 
     def _load_pipelines(self) -> None:
         started = time.perf_counter()
-        if self.device != "CPU":
+        if self._static_shapes:
             try:
                 self._static_pipelines(512, 512, True, self.default_decoder)
-            except Exception as exc:  # noqa: BLE001 - any compile failure means "use the CPU"
+            except Exception as exc:  # noqa: BLE001 - any compile failure means "use the CPU", dynamic shapes
                 log.warning("compiling for %s failed (%s); falling back to CPU", self.device, exc)
                 self._static.clear()
-                self.device = "CPU"
-        if self.device == "CPU" and "tiny" in self.decoders:
-            self._sets = self._build_shared()
-        elif self.device == "CPU":
-            self._sets = {"full": self._build(lambda pipe: None, lambda cls: self._construct(cls, "CPU", False))}
+                self.device, self._cpu_static = "CPU", False
+        if not self._static_shapes:
+            self._sets = self._build_shared() if "tiny" in self.decoders else \
+                {"full": self._build(lambda pipe: None, lambda cls: self._construct(cls, "CPU", False))}
         self.load_seconds = time.perf_counter() - started
         log.info("model %s ready on %s in %.1f s", self.model_path, self.device, self.load_seconds)
+
+    @property
+    def _static_shapes(self) -> bool:
+        """GPU/NPU always, the CPU with CPU_STATIC_SHAPES: pipelines compiled per shape."""
+        return self.device != "CPU" or self._cpu_static
 
     @property
     def default_decoder(self) -> str:
@@ -187,9 +194,11 @@ class OpenVINOEngine:
         return Pipelines(self._genai.Text2ImagePipeline(inpaint), self._genai.Image2ImagePipeline(inpaint), inpaint)
 
     def _static_pipelines(self, width: int, height: int, guided: bool, decoder: str) -> Pipelines:
-        """GPU/NPU need static shapes: one compiled set per shape (and decoder), least recently used evicted."""
+        """GPU/NPU (and CPU_STATIC_SHAPES) compile per shape (and decoder), least recently used evicted."""
         key = (width, height, guided, decoder)
         if key not in self._static:
+            if self._cpu_static:
+                self._static.clear()  # never two compiled UNets in memory at once
             def compile_step(pipe: Any) -> None:
                 pipe.reshape(1, height, width, 7.5 if guided else 1.0)
                 pipe.compile(devices.compile_device(self.device), **self._properties, **self._adapter_kwargs())
@@ -205,7 +214,7 @@ class OpenVINOEngine:
         if decoder not in self.decoders:
             raise GenerationError(f"the {decoder} decoder is not installed for this model "
                                   "(sdedge convert MODEL_FOLDER --tiny-autoencoder)")
-        if self.device == "CPU":
+        if not self._static_shapes:
             return self._sets[decoder]
         return self._static_pipelines(params.width, params.height, params.guidance_scale > 1.0, decoder)
 
@@ -235,7 +244,7 @@ class OpenVINOEngine:
     @property
     def supports_image_inputs(self) -> bool:
         """True when the model has a VAE encoder, so img2img, inpainting and style transfer work."""
-        sets = [self._sets.get("full")] if self.device == "CPU" else list(self._static.values())
+        sets = list(self._static.values()) if self._static_shapes else [self._sets.get("full")]
         return bool(sets) and sets[0] is not None and sets[0].inpaint is not None  # None: closed (unloaded)
 
     # -- generating --------------------------------------------------------------------------
@@ -297,7 +306,7 @@ class OpenVINOEngine:
         if call.pipe is None:  # strength 0: nothing to denoise, the input is the answer
             assert call.passthrough is not None
             return call.passthrough
-        guard = _CallbackGuard(on_step, index, params.num_images)
+        guard = CallbackGuard(on_step, index, params.num_images)
         call.pipe.set_scheduler(self._scheduler(params.sampler))
         kwargs = {**call.kwargs, **self._common_kwargs(params, index), "callback": guard}
         with map_exceptions(RUNTIME_ERRORS):
@@ -328,44 +337,13 @@ class OpenVINOEngine:
 
     def info(self) -> dict[str, Any]:
         """Device and compiled shapes for /health."""
-        shapes = ["dynamic"] if self.device == "CPU" else [f"{w}x{h}{'' if g else ' no-cfg'}{' tiny' if d == 'tiny' else ''}"
+        shapes = ["dynamic"] if not self._static_shapes else [f"{w}x{h}{'' if g else ' no-cfg'}{' tiny' if d == 'tiny' else ''}"
                                                            for w, h, g, d in self._static]
         return {"engine": self.name, "compiled_shapes": shapes, "load_seconds": round(self.load_seconds, 3),
                 "image_inputs": self.supports_image_inputs, "decoder": self.default_decoder,
                 "decoders": list(self.decoders), "lora": self._loras is not None,
                 "lora_ready": bool(self._loras and self._loras.ready),
                 "previews": "tiny" if self.preview_decoder else "approx"}
-
-
-class _CallbackGuard:
-    """genai's step callback: reports each step, and keeps every Python exception on this side.
-
-    An exception escaping into genai's C++ worker thread aborts the whole process (pybind11's
-    error_already_set), so anything on_step raises is held, the run is stopped, and it is raised
-    again once generate() returned.
-    """
-
-    def __init__(self, on_step: StepCallback, index: int, num_images: int) -> None:
-        self.on_step, self.index, self.num_images = on_step, index, num_images
-        self.stopped = False
-        self.error: BaseException | None = None
-        self.latent: np.ndarray | None = None  # the last step's, for a partial image when the run stops
-
-    def __call__(self, step: int, num_steps: int, latent: Any) -> bool:
-        if self.stopped:
-            return True
-        try:
-            event = StepEvent(self.index, self.num_images, step + 1, num_steps, _latent_array(latent))
-            self.latent = event.latent
-            self.stopped = bool(self.on_step(event))
-        except BaseException as exc:  # noqa: BLE001 - nothing may cross into C++
-            self.error, self.stopped = exc, True
-        return self.stopped
-
-    def reraise(self) -> None:
-        """Raise what on_step raised during the run, if anything."""
-        if self.error is not None:
-            raise self.error
 
 
 def _family_or_none(model_path: Path) -> Family | None:
@@ -389,10 +367,3 @@ def _scaling_factor(model_path: Path) -> float:
         return float(config.get("scaling_factor", 0.18215))
     except (OSError, ValueError):
         return 0.18215
-
-
-def _latent_array(latent: Any) -> np.ndarray | None:
-    try:
-        return np.array(latent.data, copy=True)
-    except Exception:  # noqa: BLE001 - previews are optional; never fail a step for one
-        return None
