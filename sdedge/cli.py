@@ -170,9 +170,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     """Export a diffusers model to int8 OpenVINO IR (optimum-intel), fuse LoRAs, quantize hybrid int8, add TAESD."""
     from sdedge.convert import run_convert
-    from sdedge.loras import LoraError
-
     from sdedge.hybrid_int8 import Calibration
+    from sdedge.loras import LoraError
 
     lora_dir = _settings().loras_dir if args.fuse_lora else None
     hybrid = Calibration(args.calibration_samples, args.calibration_size, args.calibration_steps) \

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # hybrid_int8 imports this module
+    from sdedge.hybrid_int8 import Calibration
 
 __all__ = ["WEIGHT_FORMATS", "ConvertError", "convert_model", "ensure_tokenizer_ir", "run_convert"]
 
@@ -121,7 +124,7 @@ def convert_model(source: str | Path, output: Path, weight_format: str = "int8")
 
 def run_convert(source: str, output: Path | None, weight_format: str = "int8", *, tiny_autoencoder: bool = False,
                 tiny_weights: str | None = None, tiny_ir: str | None = None, fuse: Sequence[str] = (),
-                lcm: bool | None = None, lora_dir: Path | None = None, hybrid: Any = None) -> str:
+                lcm: bool | None = None, lora_dir: Path | None = None, hybrid: Calibration | None = None) -> str:
     """What `sdedge convert` does; returns the message for the user (raises RuntimeError subclasses).
 
     ``sdedge convert SRC OUT`` exports a model; ``--tiny-autoencoder`` then adds TAESD/TAESDXL to OUT, or to

@@ -29,7 +29,7 @@ import numpy as np
 
 from sdedge.convert import ConvertError
 from sdedge.ir_weights import dequantized, layer_weights
-from sdedge.model_folders import IR_BIN, IR_XML, check_new_copy, link_tree, write_json
+from sdedge.model_folders import IR_BIN, IR_XML, check_new_copy, link_tree, read_json, write_json
 
 __all__ = ["RECORD", "Calibration", "HybridReport", "int8_activations", "quantize_hybrid_int8", "read_record"]
 
@@ -72,13 +72,7 @@ class HybridReport:
 
 def read_record(model_dir: Path) -> dict[str, Any] | None:
     """The sdedge_quantized.json of a hybrid int8 folder, or None."""
-    import json
-
-    try:
-        data = json.loads((Path(model_dir) / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(Path(model_dir) / RECORD)
 
 
 def int8_activations(model_dir: Path) -> bool:

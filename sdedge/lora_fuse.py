@@ -29,8 +29,8 @@ from sdedge.convert import ConvertError
 from sdedge.families import FamilyId, UnsupportedModel, detect_family
 from sdedge.lora_adapters import (PARTS, LoraLayer, LoraMapping, ModelLayers, ir_layer_nodes, layers_per_block,
                                   map_lora)
-from sdedge.ir_weights import layer_weights
-from sdedge.model_folders import IR_BIN, IR_XML, check_new_copy, link_tree, write_json
+from sdedge.ir_weights import dequantized, layer_weights
+from sdedge.model_folders import IR_BIN, IR_XML, check_new_copy, link_tree, read_json, write_json
 from sdedge.loras import SUFFIX, check_fits, inspect_lora, model_arch, resolve_lora, short_hash
 from sdedge.presets import is_lcm_lora, lcm_lora_family
 
@@ -88,11 +88,7 @@ def parse_spec(spec: str, lora_dir: Path) -> FuseSource:
 
 def read_record(model_dir: Path) -> dict[str, Any] | None:
     """The `sdedge_fused.json` of a model folder, or None when it holds no fused LoRA."""
-    try:
-        data = json.loads((Path(model_dir) / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(Path(model_dir) / RECORD)
 
 
 def fused_loras(model_dir: Path) -> list[dict[str, Any]]:
@@ -198,9 +194,8 @@ def _fuse_layer(layer_node: Any, items: list[tuple[LoraLayer, float]]) -> bool:
         return True
     scale = found.scale.get_data()
     zero = found.zero.get_data() if found.zero is not None else None
-    dequantized = (stored.astype(np.float32) - (zero.astype(np.float32) if zero is not None else 0.0)) \
-        * scale.astype(np.float32)
-    values, new_zero, new_scale = _quantize(dequantized.astype(scale.dtype).astype(np.float32) + delta, stored.dtype,
+    base = dequantized(found)
+    values, new_zero, new_scale = _quantize(base.astype(scale.dtype).astype(np.float32) + delta, stored.dtype,
                                             scale.shape, scale.dtype, zero is not None)
     _replace(found.values, values)
     _replace(found.scale, new_scale)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sdedge.convert import ConvertError
 
-__all__ = ["IR_XML", "IR_BIN", "check_new_copy", "link_tree", "write_json"]
+__all__ = ["IR_XML", "IR_BIN", "check_new_copy", "link_tree", "read_json", "write_json"]
 
 IR_XML, IR_BIN = "openvino_model.xml", "openvino_model.bin"
 _LINK_FROM = 1 << 20  # bytes: files from this size on are hardlinked
@@ -49,6 +49,15 @@ def link_tree(source: Path, target: Path, skip: set[str]) -> None:
                 os.link(path, destination)
             except OSError:
                 shutil.copy2(path, destination)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file (a record a command wrote), or None when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from sdedge.cli import main
 from sdedge.convert import ConvertError
 from sdedge.families import FamilyId, Guidance, detect_family
 from sdedge.lora_adapters import AdapterCache, LoraSelector, ModelLayers, ir_layer_nodes, map_lora
-from sdedge.ir_weights import layer_weights
+from sdedge.ir_weights import dequantized as ir_dequantized, layer_weights
 from sdedge.lora_fuse import RECORD, FuseSource, fuse_loras, fused_loras, parse_spec, read_record
 from sdedge.loras import LoraMismatch, LoraNotFound
 
@@ -45,9 +45,7 @@ def dequantized(model: Path, part: str) -> dict[str, np.ndarray]:
     """Every layer's weights as the runtime computes them (int8 - zero point) * scale."""
     found = {}
     for module, (_, node) in ir_layer_nodes(part, ov.Core().read_model(str(model / part / "openvino_model.xml"))).items():
-        w = layer_weights(node)
-        zero = w.zero.get_data().astype(np.float32) if w.zero is not None else 0.0
-        found[module] = (w.values.get_data().astype(np.float32) - zero) * w.scale.get_data().astype(np.float32)
+        found[module] = ir_dequantized(layer_weights(node))
     return found
 
 
